@@ -1,0 +1,50 @@
+import { defineCommand } from './command.js'
+import { Empty } from '../src/schemas/common.js'
+import {
+  AddContactReplyBody,
+  AddContactReplyReply,
+  AddContactRequestBody,
+  AddContactRequestReply,
+  DelContactBody,
+} from '../src/schemas/contacts.js'
+
+export const addContactRequest = defineCommand({
+  name: 'add_contact_request',
+  summary: 'Ask a user to become a contact',
+  description:
+    'Asking someone who already asked you makes you friends (status 1). Asking again after a denial is allowed. ' +
+    'The other side gets a `contact_request` (or `contact_accepted`) event.',
+  tags: ['contacts'],
+  authenticated: true,
+  body: AddContactRequestBody,
+  reply: AddContactRequestReply,
+  errors: [404, 409],
+  run: ({ app, session }, body) => app.services.contacts.request(session.userId, body.login),
+})
+
+export const addContactReply = defineCommand({
+  name: 'add_contact_reply',
+  summary: 'Accept or deny a contact request, or cancel your own',
+  description: 'Status 1 accepts and 2 denies an incoming request; 3 withdraws your outgoing one. The other side gets an event.',
+  tags: ['contacts'],
+  authenticated: true,
+  body: AddContactReplyBody,
+  reply: AddContactReplyReply,
+  errors: [404, 409],
+  run: ({ app, session }, body) => app.services.contacts.reply(session.userId, body.contact_uid, body.status as 1 | 2 | 3),
+})
+
+export const delContact = defineCommand({
+  name: 'del_contact',
+  summary: 'Remove a contact for both sides',
+  description: 'The other side gets a `contact_deleted` event.',
+  tags: ['contacts'],
+  authenticated: true,
+  body: DelContactBody,
+  reply: Empty,
+  errors: [404],
+  run: async ({ app, session }, body) => {
+    await app.services.contacts.remove(session.userId, { contactUid: body.contact_uid, login: body.login })
+    return {}
+  },
+})

@@ -1,0 +1,50 @@
+// All HTTP routes: each command as POST /<command> (and its aliases, hidden from the
+// OpenAPI document), the wiki dialect on POST /, and the REST look-up GET /get_user.
+import type { FastifyInstance } from 'fastify'
+import { commandNames, errorResponses, runCommand, type Command } from './command.js'
+import { authorization, getData, logout, registration } from './accounts.js'
+import { addContactReply, addContactRequest, delContact } from './contacts.js'
+import { sendMsg } from './messages.js'
+import { updateData } from './updates.js'
+import { getUser } from './users.js'
+import { wikiRoute } from './wiki.js'
+
+export const COMMANDS: Command[] = [
+  registration,
+  authorization,
+  logout,
+  getData,
+  addContactRequest,
+  addContactReply,
+  delContact,
+  sendMsg,
+  updateData,
+]
+
+export default async function routes(app: FastifyInstance) {
+  for (const command of COMMANDS) {
+    for (const name of commandNames(command)) {
+      app.post(
+        `/${name}`,
+        {
+          schema: {
+            hide: name !== command.name,
+            operationId: command.name,
+            summary: command.summary,
+            description: command.description,
+            tags: command.tags,
+            body: command.body,
+            security: command.authenticated ? [{ bearer: [] }] : [],
+            response: {
+              200: command.reply,
+              ...errorResponses([400, ...(command.authenticated ? [401] : []), ...(command.errors ?? []), 413, 429, 503]),
+            },
+          },
+        },
+        (request, reply) => runCommand(command, request, reply, request.body as Record<string, unknown>),
+      )
+    }
+  }
+  app.register(wikiRoute, { commands: COMMANDS })
+  app.register(getUser)
+}

@@ -1,0 +1,42 @@
+import { defineCommand } from './command.js'
+import { UpdateDataBody, UpdateDataReply } from '../src/schemas/updates.js'
+
+// update_data: the long-poll (guarantees in src/services/updates.ts).
+export const updateData = defineCommand({
+  name: 'update_data',
+  summary: 'Long-poll for new messages and events',
+  description:
+    'Answers at once when anything is pending after the position, else holds the request until something arrives ' +
+    'or `timeout` seconds pass (default 25, at most 60). With `cursor`: the entries after it; poll again with the ' +
+    "reply's cursor to never miss or repeat one. Without `cursor`: the server keeps the position and moves it once " +
+    'a reply was written out in full. At most POLL_BATCH_LIMIT (100) items per reply.',
+  tags: ['updates'],
+  authenticated: true,
+  body: UpdateDataBody,
+  reply: UpdateDataReply,
+  run: async ({ app, session, reply }, body) => {
+    // The reply's socket closing before we answered means the client went away.
+    const gone = new AbortController()
+    const onClose = () => gone.abort()
+    reply.raw.once('close', onClose)
+    try {
+      const result = await app.services.updates.poll({
+        userId: session.userId,
+        sessionId: session.sessionId,
+        cursor: body.cursor,
+        lastTime: body.last_time ?? body.last_update,
+        timeoutSeconds: body.timeout,
+        signal: gone.signal,
+      })
+      if (body.cursor === undefined) {
+        // Written out in full: only then does the server-kept position move.
+        reply.raw.once('finish', () => {
+          app.services.updates.acknowledge(session.userId, result.cursor).catch((err) => reply.log.error({ err }, 'acknowledge failed'))
+        })
+      }
+      return result
+    } finally {
+      reply.raw.removeListener('close', onClose)
+    }
+  },
+})

@@ -1,0 +1,22 @@
+// GET /get_user?id=<uid>: the public look-up of a user (PROTOCOL A.7). Needs a session.
+import type { FastifyInstance } from 'fastify'
+import { UserQuery, UserReply } from '../src/schemas/accounts.js'
+import { errorResponses } from './command.js'
+
+export async function getUser(app: FastifyInstance) {
+  app.get(
+    '/get_user',
+    {
+      schema: {
+        operationId: 'get_user',
+        summary: 'Look up a user by id',
+        tags: ['users'],
+        querystring: UserQuery,
+        security: [{ bearer: [] }],
+        response: { 200: UserReply, ...errorResponses([400, 401, 404, 429]) },
+      },
+      preHandler: (request) => app.authenticate(request),
+    },
+    async (request) => ({ user: await app.services.accounts.publicUser((request.query as { id: number }).id) }),
+  )
+}

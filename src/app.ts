@@ -1,0 +1,44 @@
+// The application: one function builds it from a validated configuration. The launcher
+// (src/server.ts) and the tests both call it; only the launcher knows ports, signals
+// and the embedded database.
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import { createValidatorCompiler } from './validation.js'
+import configPlugin from './plugins/config.js'
+import errors from './plugins/errors.js'
+import database from './plugins/database.js'
+import eventHub from './plugins/event-hub.js'
+import auth from './plugins/auth.js'
+import rateLimit from './plugins/rate-limit.js'
+import openapi from './plugins/openapi.js'
+import services from './plugins/services.js'
+import routes from '../routes/index.js'
+
+// Never log credentials, wherever they appear.
+export const REDACTED_PATHS = ['req.headers.authorization', 'req.body.password', 'req.body.session.token']
+
+export async function buildApp(config: Config, options: FastifyServerOptions = {}) {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: REDACTED_PATHS },
+    bodyLimit: config.bodyLimitBytes,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // Long-polls are held up to POLL_MAX_SECONDS; leave the request timer well above it.
+    requestTimeout: (config.pollMaxSeconds + 30) * 1000,
+    ...options,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(createValidatorCompiler())
+  await app.register(configPlugin, { config })
+  await app.register(errors)
+  await app.register(rateLimit)
+  await app.register(database)
+  await app.register(eventHub)
+  await app.register(auth)
+  await app.register(services)
+  await app.register(openapi)
+  await app.register(routes)
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

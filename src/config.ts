@@ -1,0 +1,121 @@
+// Configuration: read from the environment once, validated at boot.
+// Every limit of the product is named here with its default.
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+export const DEFAULTS = {
+  PORT: 3000,
+  HOST: '127.0.0.1',
+  DATA_DIR: './data',
+  LOG_LEVEL: 'info',
+  /** Session lifetime: a token expires this many seconds after it was issued. */
+  SESSION_TTL_SECONDS: 30 * 24 * 3600,
+  /** Requests per minute per client IP, across all routes. */
+  RATE_LIMIT_PER_MINUTE: 6000,
+  /** Failed logins per login within the window before 429. */
+  LOGIN_MAX_FAILURES: 5,
+  LOGIN_FAILURE_WINDOW_SECONDS: 300,
+  /** Request bodies larger than this are refused with 413. */
+  BODY_LIMIT_BYTES: 1024 * 1024,
+  /** Longest message text, in characters. */
+  MAX_MESSAGE_CHARS: 4096,
+  /** Long-poll: default and maximum hold time of update_data, in seconds. */
+  POLL_DEFAULT_SECONDS: 25,
+  POLL_MAX_SECONDS: 60,
+  /** Items (messages + events) in one update_data reply; the client polls again for more. */
+  POLL_BATCH_LIMIT: 100,
+  /** Held polls per user; a new one beyond this ends the oldest. */
+  MAX_HELD_POLLS_PER_USER: 4,
+  /** Idle keep-alive connections stay open this long (the desktop client reuses them for 60 s). */
+  KEEP_ALIVE_TIMEOUT_MS: 76_000,
+  /** On SIGTERM, the process exits after at most this long. */
+  SHUTDOWN_GRACE_MS: 10_000,
+} as const
+
+const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+export const ConfigSchema = Type.Object({
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  host: Type.String({ minLength: 1 }),
+  databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /** PostgreSQL schema holding the tables; lets several instances (or test runs) share a database. */
+  databaseSchema: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
+  dataDir: Type.String({ minLength: 1 }),
+  jwtSecret: Type.String({ minLength: 32 }),
+  logLevel: LogLevel,
+  sessionTtlSeconds: Type.Integer({ minimum: 60 }),
+  rateLimitPerMinute: Type.Integer({ minimum: 1 }),
+  loginMaxFailures: Type.Integer({ minimum: 1 }),
+  loginFailureWindowSeconds: Type.Integer({ minimum: 1 }),
+  bodyLimitBytes: Type.Integer({ minimum: 1024 }),
+  maxMessageChars: Type.Integer({ minimum: 1 }),
+  pollDefaultSeconds: Type.Number({ minimum: 0 }),
+  pollMaxSeconds: Type.Number({ minimum: 0 }),
+  pollBatchLimit: Type.Integer({ minimum: 1, maximum: 10_000 }),
+  maxHeldPollsPerUser: Type.Integer({ minimum: 1 }),
+  keepAliveTimeoutMs: Type.Integer({ minimum: 0 }),
+  shutdownGraceMs: Type.Integer({ minimum: 0 }),
+})
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>
+
+function integer(env: Env, name: keyof typeof DEFAULTS): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return DEFAULTS[name] as number
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
+  return Number(raw)
+}
+
+function text(env: Env, name: keyof typeof DEFAULTS): string {
+  const raw = env[name]
+  return raw === undefined || raw === '' ? String(DEFAULTS[name]) : raw
+}
+
+/**
+ * Builds the configuration from environment variables. `jwtSecret` is passed in because,
+ * when JWT_SECRET is unset, the launcher keeps a generated one in DATA_DIR.
+ */
+export function configFromEnv(env: Env, jwtSecret: string): Config {
+  const config: Config = {
+    port: integer(env, 'PORT'),
+    host: text(env, 'HOST'),
+    databaseUrl: env.DATABASE_URL || undefined,
+    databaseSchema: env.DATABASE_SCHEMA || 'public',
+    dataDir: text(env, 'DATA_DIR'),
+    jwtSecret,
+    logLevel: text(env, 'LOG_LEVEL') as Config['logLevel'],
+    sessionTtlSeconds: integer(env, 'SESSION_TTL_SECONDS'),
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE'),
+    loginMaxFailures: integer(env, 'LOGIN_MAX_FAILURES'),
+    loginFailureWindowSeconds: integer(env, 'LOGIN_FAILURE_WINDOW_SECONDS'),
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES'),
+    maxMessageChars: integer(env, 'MAX_MESSAGE_CHARS'),
+    pollDefaultSeconds: integer(env, 'POLL_DEFAULT_SECONDS'),
+    pollMaxSeconds: integer(env, 'POLL_MAX_SECONDS'),
+    pollBatchLimit: integer(env, 'POLL_BATCH_LIMIT'),
+    maxHeldPollsPerUser: integer(env, 'MAX_HELD_POLLS_PER_USER'),
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS'),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS'),
+  }
+  return validateConfig(config)
+}
+
+/** Defaults for everything but the secret: what tests and tools start from. */
+export function defaultConfig(overrides: Partial<Config> & { jwtSecret: string }): Config {
+  return validateConfig({ ...configFromEnv({}, overrides.jwtSecret), ...overrides })
+}
+
+export function validateConfig(config: Config): Config {
+  const errors = [...Value.Errors(ConfigSchema, config)]
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `  ${e.instancePath || '/'}: ${e.message}`)
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`)
+  }
+  if (config.pollDefaultSeconds > config.pollMaxSeconds) {
+    throw new ConfigError('POLL_DEFAULT_SECONDS must not exceed POLL_MAX_SECONDS')
+  }
+  return config
+}

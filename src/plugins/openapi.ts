@@ -1,0 +1,31 @@
+// The OpenAPI document, generated from the routes' TypeBox schemas: served at
+// GET /openapi.json, browsable at /docs, committed as openapi/openapi.json.
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+
+export const OPENAPI_INFO = {
+  title: 'Messenger API',
+  version: '1.0.0',
+  description:
+    'Accounts, contacts, direct messages and a long-poll event log. Every command is `POST /<command>` ' +
+    'with a JSON body; the same commands are reachable in the wiki dialect as `POST /` with ' +
+    '`{"request": "<command>", ...}` (see the README).',
+}
+
+export default fp(
+  async (app) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: OPENAPI_INFO,
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        },
+      },
+    })
+    await app.register(swaggerUi, { routePrefix: '/docs' })
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  },
+  { name: 'openapi' },
+)

@@ -1,0 +1,101 @@
+// The contact state machine (PROTOCOL A.4). Each change locks both users' rows in id
+// order, so concurrent requests between the same two people serialize cleanly, and
+// tells the other side through its event log.
+import type { Knex } from 'knex'
+import { ContactStatus, getContactStatus, removeContact, setContactStatus } from '../data/contacts.js'
+import { findUserById, findUserByLogin, lockUserPair } from '../data/users.js'
+import { appendEvent } from '../data/events.js'
+import { AlreadyContact, BadRequest, InvalidState, NotFound } from '../errors.js'
+import type { ServiceDeps } from './deps.js'
+
+export const ContactReply = { accept: 1, deny: 2, cancel: 3 } as const
+
+export function createContacts({ db, channel }: ServiceDeps) {
+  async function inPair<T>(me: number, other: number, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+    return db.transaction(async (trx) => {
+      await lockUserPair(trx, me, other)
+      return work(trx)
+    })
+  }
+
+  function tell(trx: Knex.Transaction, to: number, from: number, type: string, status?: ContactStatus) {
+    return appendEvent(trx, channel, { userId: to, actorId: from, type, payload: status === undefined ? undefined : { status } })
+  }
+
+  async function resolve(by: { contactUid?: number; login?: string }) {
+    if (by.contactUid !== undefined) return findUserById(db, by.contactUid)
+    if (by.login !== undefined) return findUserByLogin(db, by.login)
+    throw new BadRequest('Name the contact with contact_uid or login')
+  }
+
+  return {
+    /** Asks `login` to become a contact; asking someone who asked you makes you friends. */
+    async request(me: number, login: string) {
+      const other = await findUserByLogin(db, login)
+      if (!other) throw new NotFound('Not found')
+      if (other.id === me) throw new BadRequest('You cannot add yourself')
+      const status = await inPair(me, other.id, async (trx) => {
+        const mine = await getContactStatus(trx, me, other.id)
+        if (mine === ContactStatus.friends) throw new AlreadyContact()
+        if (mine === ContactStatus.outgoing) return mine // already asked: nothing new to tell
+        if (mine === ContactStatus.incoming) {
+          await setContactStatus(trx, me, other.id, ContactStatus.friends)
+          await setContactStatus(trx, other.id, me, ContactStatus.friends)
+          await tell(trx, other.id, me, 'contact_accepted', ContactStatus.friends)
+          return ContactStatus.friends
+        }
+        // No relation yet, or they denied an earlier request: asking again is allowed.
+        await setContactStatus(trx, me, other.id, ContactStatus.outgoing)
+        await setContactStatus(trx, other.id, me, ContactStatus.incoming)
+        await tell(trx, other.id, me, 'contact_request', ContactStatus.incoming)
+        return ContactStatus.outgoing
+      })
+      return { contact_uid: other.id, login: other.login, status }
+    },
+
+    /** Accepts or denies an incoming request, or cancels your own outgoing one. */
+    async reply(me: number, otherId: number, reply: (typeof ContactReply)[keyof typeof ContactReply]) {
+      if (otherId === me) throw new BadRequest('You cannot answer yourself')
+      const other = await findUserById(db, otherId)
+      if (!other) throw new NotFound('No such user')
+      await inPair(me, otherId, async (trx) => {
+        const mine = await getContactStatus(trx, me, otherId)
+        if (mine === undefined) throw new NotFound('No request from or to this user')
+        if (reply === ContactReply.cancel) {
+          if (mine !== ContactStatus.outgoing) throw new InvalidState('You have no outgoing request to this user')
+          await removeContact(trx, me, otherId)
+          await removeContact(trx, otherId, me)
+          await tell(trx, otherId, me, 'contact_cancelled')
+          return
+        }
+        if (mine !== ContactStatus.incoming) throw new InvalidState('This user has not asked you')
+        if (reply === ContactReply.accept) {
+          await setContactStatus(trx, me, otherId, ContactStatus.friends)
+          await setContactStatus(trx, otherId, me, ContactStatus.friends)
+          await tell(trx, otherId, me, 'contact_accepted', ContactStatus.friends)
+        } else {
+          await removeContact(trx, me, otherId)
+          await setContactStatus(trx, otherId, me, ContactStatus.denied)
+          await tell(trx, otherId, me, 'contact_denied', ContactStatus.denied)
+        }
+      })
+      return { contact_uid: otherId, status: reply }
+    },
+
+    /** Removes the contact for both sides. */
+    async remove(me: number, by: { contactUid?: number; login?: string }): Promise<void> {
+      const other = await resolve(by)
+      if (!other) throw new NotFound('Not found')
+      await inPair(me, other.id, async (trx) => {
+        const mine = await getContactStatus(trx, me, other.id)
+        if (mine === undefined) throw new NotFound('Not your contact')
+        const theirs = await getContactStatus(trx, other.id, me)
+        await removeContact(trx, me, other.id)
+        await removeContact(trx, other.id, me)
+        if (theirs !== undefined) await tell(trx, other.id, me, 'contact_deleted')
+      })
+    },
+  }
+}
+
+export type Contacts = ReturnType<typeof createContacts>

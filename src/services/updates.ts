@@ -1,0 +1,92 @@
+// update_data: the long-poll over a user's event log (PROTOCOL A.6).
+//
+// Guarantees: with a cursor, the reply holds the entries after it, in log order, at most
+// POLL_BATCH_LIMIT of them; polling with each reply's cursor sees every entry exactly once
+// (see src/data/events.ts for why positions never go back). Without a cursor the server
+// keeps the position per user and moves it only once a reply was written out in full.
+// A poll subscribes to wake-ups before it reads, so a commit between read and wait is
+// never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
+// logout (401), when the same session polls again, or when the client goes away.
+import { advanceAckedPosition, getLogPositions } from '../data/users.js'
+import { readLog, type LogEntry } from '../data/events.js'
+import { Unauthorized } from '../errors.js'
+import type { ServiceDeps } from './deps.js'
+
+export interface PollRequest {
+  userId: number
+  sessionId: number
+  /** Absent: the server-kept position is used. */
+  cursor?: number
+  /** Skip entries older than this UNIX second. */
+  lastTime?: number
+  timeoutSeconds?: number
+  /** Aborted when the client goes away. */
+  signal: AbortSignal
+}
+
+export function createUpdates({ db, config, hub }: ServiceDeps) {
+  function render(entries: LogEntry[]) {
+    const msg_array = []
+    const events_array = []
+    for (const entry of entries) {
+      if (entry.type === 'message' && entry.message_id !== null) {
+        msg_array.push({
+          msg_id: entry.message_id,
+          sender_uid: entry.actor_id,
+          sender_login: entry.actor_login,
+          time: entry.message_time ?? Math.floor(entry.pos / 1e6),
+          text: entry.text ?? '',
+        })
+      } else {
+        events_array.push({
+          ...entry.payload,
+          eid: entry.id,
+          type: entry.type,
+          ruid: entry.actor_id,
+          text: entry.actor_login,
+          time: Math.floor(entry.pos / 1e6),
+        })
+      }
+    }
+    return { msg_array, events_array }
+  }
+
+  return {
+    async poll(request: PollRequest) {
+      const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
+      const deadline = Date.now() + holdMs
+      const waiter = await hub.subscribe(request.userId, request.sessionId)
+      const onGone = () => waiter.wake('gone')
+      request.signal.addEventListener('abort', onGone)
+      try {
+        let from = request.cursor ?? (await getLogPositions(db, request.userId)).acked_pos
+        if (request.lastTime) {
+          // Never past now: a client clock in the future must not skip what is still to come.
+          const floorUs = Math.min(Math.floor(request.lastTime), Math.floor(Date.now() / 1000)) * 1e6 - 1
+          from = Math.max(from, floorUs)
+        }
+        let entries: LogEntry[] = []
+        for (;;) {
+          entries = await readLog(db, request.userId, from, config.pollBatchLimit)
+          const remaining = deadline - Date.now()
+          if (entries.length > 0 || remaining <= 0) break
+          const reason = await waiter.wait(remaining)
+          if (reason === 'revoked') throw new Unauthorized('Session logged out')
+          if (reason !== 'event') break
+        }
+        const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
+        return { server_time: Math.floor(Date.now() / 1000), cursor, ...render(entries) }
+      } finally {
+        request.signal.removeEventListener('abort', onGone)
+        waiter.close()
+      }
+    },
+
+    /** Moves the server-kept position of a cursorless client (after its reply was written). */
+    acknowledge(userId: number, cursor: number) {
+      return advanceAckedPosition(db, userId, cursor)
+    },
+  }
+}
+
+export type Updates = ReturnType<typeof createUpdates>
