@@ -58,7 +58,9 @@ export const ConfigSchema = Type.Object({
 })
 export type Config = Static<typeof ConfigSchema>
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
 
 type Env = Record<string, string | undefined>
 

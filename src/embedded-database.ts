@@ -7,7 +7,9 @@ import net from 'node:net'
 import path from 'node:path'
 import pg from 'pg'
 
-export class DataDirInUseError extends Error {}
+export class DataDirInUseError extends Error {
+  override name = 'DataDirInUseError'
+}
 
 export interface EmbeddedDatabase {
   url: string

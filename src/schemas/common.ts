@@ -40,7 +40,7 @@ export function CommandBody<P extends Record<string, TSchema>>(properties: P, de
       request: Type.Optional(Type.String({ maxLength: 64, description: 'The command name; must match the path when present.' })),
       session: Type.Optional(SessionRef),
     },
-    { additionalProperties: true, description },
+    { additionalProperties: true, ...(description ? { description } : {}) },
   )
 }
 

@@ -1,0 +1,118 @@
+// build(t): a real app on a real PostgreSQL, in a schema of its own that is dropped
+// when the test ends, so tests never see each other's rows. Plus small HTTP helpers
+// that speak the protocol the way clients do (through app.inject).
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { buildApp, type App } from '../src/app.js'
+import { defaultConfig, type Config } from '../src/config.js'
+import { createKnex, migrate } from '../src/database.js'
+
+export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789'
+
+/** npm test (test/run.ts) sets DATABASE_URL: the embedded cluster of the run, or the one given. */
+export function testDatabaseUrl(): string {
+  const url = process.env.DATABASE_URL
+  if (!url) throw new Error('DATABASE_URL is unset: run the tests with npm test')
+  return url
+}
+
+export interface TestDatabase {
+  url: string
+  schema: string
+}
+
+/** A fresh, migrated schema in the test database, dropped at the end of `t`. */
+export async function createTestSchema(t: Test): Promise<TestDatabase> {
+  const url = testDatabaseUrl()
+  const schema = `t_${randomBytes(6).toString('hex')}`
+  const knex = createKnex({ url, schema, poolMax: 1 })
+  await migrate(knex, schema)
+  await knex.destroy()
+  t.teardown(async () => {
+    const admin = createKnex({ url, schema: 'public', poolMax: 1 })
+    await admin.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema])
+    await admin.destroy()
+  })
+  return { url, schema }
+}
+
+export function testConfig(database: TestDatabase, overrides: Partial<Config> = {}): Config {
+  return defaultConfig({
+    jwtSecret: TEST_JWT_SECRET,
+    databaseUrl: database.url,
+    databaseSchema: database.schema,
+    logLevel: 'silent',
+    ...overrides,
+  })
+}
+
+/** A real app on its own schema; closed at the end of `t`. */
+export async function build(t: Test, overrides: Partial<Config> = {}, database?: TestDatabase): Promise<App> {
+  const db = database ?? (await createTestSchema(t))
+  const app = await buildApp(testConfig(db, overrides))
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+export interface TestSession {
+  uid: number
+  session_key: number
+  token: string
+  login: string
+}
+
+type Json = Record<string, unknown>
+
+/** POST /<command> with a bearer token. */
+export async function call(app: App, command: string, body: Json = {}, token?: string) {
+  const response = await app.inject({
+    method: 'POST',
+    url: `/${command}`,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    payload: body,
+  })
+  return { status: response.statusCode, body: response.json(), headers: response.headers }
+}
+
+/** POST / in the wiki dialect, the session echoed in the body as the desktop client does. */
+export async function wiki(app: App, request: string, body: Json = {}, session?: TestSession) {
+  const envelope: Json = { ...body, request }
+  if (session) envelope.session = { uid: session.uid, session_key: session.session_key, token: session.token }
+  const response = await app.inject({
+    method: 'POST',
+    url: '/',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(envelope),
+  })
+  return { status: response.statusCode, body: response.json(), headers: response.headers, raw: response.body }
+}
+
+let counter = 0
+export function uniqueLogin(prefix = 'user'): string {
+  return `${prefix}${++counter}_${randomBytes(3).toString('hex')}`
+}
+
+export async function signUp(app: App, login = uniqueLogin(), password = 'secret1'): Promise<TestSession> {
+  const registered = await call(app, 'registration', { login, password })
+  if (registered.status !== 200) throw new Error(`registration failed: ${JSON.stringify(registered.body)}`)
+  const authorized = await call(app, 'authorization', { login, password })
+  if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
+  const session = authorized.body.session
+  return { uid: session.uid, session_key: session.session_key, token: session.token, login }
+}
+
+/** Makes two users accepted contacts. */
+export async function befriend(app: App, a: TestSession, b: TestSession): Promise<void> {
+  const asked = await call(app, 'add_contact_request', { login: b.login }, a.token)
+  if (asked.status !== 200) throw new Error(`add_contact_request failed: ${JSON.stringify(asked.body)}`)
+  const accepted = await call(app, 'add_contact_reply', { contact_uid: a.uid, status: 1 }, b.token)
+  if (accepted.status !== 200) throw new Error(`add_contact_reply failed: ${JSON.stringify(accepted.body)}`)
+}
+
+/** Polls with a cursor and `timeout: 0`. */
+export async function poll(app: App, session: TestSession, cursor: number, timeout = 0) {
+  const response = await call(app, 'update_data', { cursor, timeout }, session.token)
+  if (response.status !== 200) throw new Error(`update_data failed: ${response.status} ${JSON.stringify(response.body)}`)
+  return response.body as { cursor: number; server_time: number; msg_array: Json[]; events_array: Json[] }
+}

@@ -1,0 +1,35 @@
+// npm test: runs the tap suite against DATABASE_URL when set, else against a throwaway
+// embedded PostgreSQL started for this run and removed after it. Arguments go to tap
+// (e.g. `npm test -- test/contacts.test.ts`).
+import { spawn } from 'node:child_process'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js'
+
+let cluster: EmbeddedDatabase | undefined
+let root: string | undefined
+const env = { ...process.env }
+if (!env.DATABASE_URL) {
+  root = await mkdtemp(path.join(os.tmpdir(), 'messenger-test-'))
+  await chmod(root, 0o755) // as root, PostgreSQL runs as the postgres user and must reach it
+  cluster = await startEmbeddedDatabase({
+    clusterDir: path.join(root, 'postgres'),
+    // A throwaway cluster: durability buys nothing here.
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+  })
+  env.DATABASE_URL = cluster.url
+  console.log(`# tests on an embedded PostgreSQL in ${root}`)
+} else {
+  console.log('# tests on DATABASE_URL')
+}
+
+const tap = spawn(process.execPath, [path.resolve('node_modules/tap/dist/esm/run.mjs'), ...process.argv.slice(2)], {
+  stdio: 'inherit',
+  env,
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => tap.kill(signal))
+const code: number = await new Promise((resolve) => tap.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))))
+await cluster?.stop()
+if (root) await rm(root, { recursive: true, force: true })
+process.exit(code)
