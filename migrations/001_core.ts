@@ -8,8 +8,6 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now())
     // Position of the newest event in this user's log; the row lock on it orders appends.
     t.bigInteger('log_head').notNullable().defaultTo(0)
-    // Server-kept position for clients that poll without a cursor.
-    t.bigInteger('acked_pos').notNullable().defaultTo(0)
   })
   await knex.raw('CREATE UNIQUE INDEX users_login_lower_key ON ?? (lower(login))', ['users'])
 
@@ -53,6 +51,13 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['user_id', 'pos'])
   })
 
+  // Server-kept position of clients that poll without a cursor. Apart from `users` so that
+  // moving it never waits behind an append holding the user's row lock.
+  await knex.schema.createTable('poll_positions', (t) => {
+    t.bigInteger('user_id').primary().references('users.id').onDelete('CASCADE')
+    t.bigInteger('acked_pos').notNullable()
+  })
+
   await knex.schema.createTable('login_failures', (t) => {
     t.text('login_key').primary()
     t.integer('failures').notNullable()
@@ -61,7 +66,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const table of ['login_failures', 'events', 'messages', 'contacts', 'sessions', 'users']) {
+  for (const table of ['login_failures', 'poll_positions', 'events', 'messages', 'contacts', 'sessions', 'users']) {
     await knex.schema.dropTableIfExists(table)
   }
 }

@@ -29,6 +29,9 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(createValidatorCompiler())
+  // JSON only: a text/plain body would otherwise be parsed as a string and fail later
+  // with a vaguer message than 415.
+  app.removeContentTypeParser('text/plain')
   await app.register(configPlugin, { config })
   await app.register(errors)
   await app.register(rateLimit)

@@ -1,6 +1,6 @@
 // Accounts and sessions: registration, login, logout, the contact list.
 import argon2 from 'argon2'
-import { insertUser, findUserByLogin, findUserById, getLogPositions } from '../data/users.js'
+import { insertUser, findUserByLogin, findUserById, getLogHead } from '../data/users.js'
 import { insertSession, revokeSession } from '../data/sessions.js'
 import { notifySessionRevoked } from '../data/events.js'
 import { listContacts } from '../data/contacts.js'
@@ -44,8 +44,8 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
       }
       await clearLoginFailures(db, loginKey)
       const sessionId = await insertSession(db, user.id, config.sessionTtlSeconds)
-      const { log_head } = await getLogPositions(db, user.id)
-      return { uid: user.id, sessionId, token: signToken({ uid: user.id, sid: sessionId }), cursor: log_head }
+      const cursor = await getLogHead(db, user.id)
+      return { uid: user.id, sessionId, token: signToken({ uid: user.id, sid: sessionId }), cursor }
     },
 
     /** Revokes the session in the database and, through NOTIFY, ends its held polls everywhere. */

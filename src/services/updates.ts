@@ -7,8 +7,12 @@
 // A poll subscribes to wake-ups before it reads, so a commit between read and wait is
 // never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
 // logout (401), when the same session polls again, or when the client goes away.
-import { advanceAckedPosition, getLogPositions } from '../data/users.js'
+// The session is checked again once the poll is subscribed (a logout racing the
+// subscription finds the waiter, or is seen by this check) and before any entries are
+// handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
+import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
 import { readLog, type LogEntry } from '../data/events.js'
+import { findLiveSessionUser } from '../data/sessions.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 
@@ -25,6 +29,19 @@ export interface PollRequest {
 }
 
 export function createUpdates({ db, config, hub }: ServiceDeps) {
+  // Position updates written after a reply went out but not yet committed, per user: the
+  // desktop client polls again at once on the same connection, and that poll must see them.
+  const pendingAcks = new Map<number, Promise<void>>()
+
+  async function assertSessionLive(request: PollRequest): Promise<void> {
+    if ((await findLiveSessionUser(db, request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
+  }
+
+  async function serverKeptPosition(userId: number): Promise<number> {
+    await pendingAcks.get(userId)
+    return getAckedPosition(db, userId)
+  }
+
   function render(entries: LogEntry[]) {
     const msg_array = []
     const events_array = []
@@ -59,7 +76,8 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
       const onGone = () => waiter.wake('gone')
       request.signal.addEventListener('abort', onGone)
       try {
-        let from = request.cursor ?? (await getLogPositions(db, request.userId)).acked_pos
+        await assertSessionLive(request)
+        let from = request.cursor ?? (await serverKeptPosition(request.userId))
         if (request.lastTime) {
           // Never past now: a client clock in the future must not skip what is still to come.
           const floorUs = Math.min(Math.floor(request.lastTime), Math.floor(Date.now() / 1000)) * 1e6 - 1
@@ -74,6 +92,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
           if (reason === 'revoked') throw new Unauthorized('Session logged out')
           if (reason !== 'event') break
         }
+        if (entries.length > 0) await assertSessionLive(request)
         const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
         return { server_time: Math.floor(Date.now() / 1000), cursor, ...render(entries) }
       } finally {
@@ -83,8 +102,14 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
     },
 
     /** Moves the server-kept position of a cursorless client (after its reply was written). */
-    acknowledge(userId: number, cursor: number) {
-      return advanceAckedPosition(db, userId, cursor)
+    acknowledge(userId: number, cursor: number): Promise<void> {
+      const previous = pendingAcks.get(userId) ?? Promise.resolve()
+      const ack = previous.then(() => advanceAckedPosition(db, userId, cursor))
+      const settled = ack.catch(() => {}).finally(() => {
+        if (pendingAcks.get(userId) === settled) pendingAcks.delete(userId)
+      })
+      pendingAcks.set(userId, settled)
+      return ack
     },
   }
 }
