@@ -134,7 +134,8 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-async function freeLoopbackPort(): Promise<number> {
+/** A loopback port that was free a moment ago. */
+export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.unref()

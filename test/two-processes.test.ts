@@ -3,13 +3,13 @@
 // the sessions table, and SIGTERM ends held polls and the process cleanly.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { createTestSchema, TEST_JWT_SECRET, testDatabaseUrl, uniqueLogin } from './helper.js'
+import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const PROJECT_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)))
 const PASSWORD = 'secret1'
@@ -32,19 +32,6 @@ interface Session {
 }
 
 type Json = Record<string, any>
-
-/** A port that was free a moment ago (listen on 0, read it, close). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** The environment of a plain server process: none of tap's loaders or settings. */
 function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -114,8 +101,8 @@ async function startServers(t: Test): Promise<[ServerProcess, ServerProcess]> {
   const { schema } = await createTestSchema(t)
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-two-processes-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  const ports = [await freePort(), await freePort()]
-  while (ports[1] === ports[0]) ports[1] = await freePort()
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()]
+  while (ports[1] === ports[0]) ports[1] = await freeLoopbackPort()
   const [one, two] = await Promise.all(ports.map((port) => spawnServer(t, schema, dataDir, port)))
   return [one, two]
 }

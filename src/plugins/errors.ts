@@ -37,8 +37,10 @@ interface Rendered {
 
 function classify(error: FastifyError & { retryAfter?: number }): Rendered {
   if (error.validation) return { status: 400, code: 'bad_request', message: error.message }
-  if ((ERROR_CODES as readonly string[]).includes(error.code)) {
-    return { status: error.statusCode ?? 400, code: error.code as ErrorCode, message: error.message }
+  // @fastify/error upper-cases codes; the wire carries them in lower case.
+  const code = error.code?.toLowerCase()
+  if ((ERROR_CODES as readonly string[]).includes(code)) {
+    return { status: error.statusCode ?? 400, code: code as ErrorCode, message: error.message }
   }
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'payload_too_large', message: 'Request body is too large' }
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
