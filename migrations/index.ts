@@ -2,6 +2,7 @@
 // same list works under every loader (tsx, tap, the knex CLI through knexfile.ts).
 import type { Knex } from 'knex'
 import * as core from './001_core.js'
+import * as rooms from './002_rooms.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -10,6 +11,7 @@ interface Migration {
 
 const migrations: Record<string, Migration> = {
   '001_core': core,
+  '002_rooms': rooms,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -47,7 +47,7 @@ export function errorResponses(statuses: number[]) {
     400: 'Malformed request (`bad_request`)',
     401: 'Missing, invalid, expired or logged-out session (`unauthorized`)',
     403: 'Not allowed (`forbidden`, `not_friends`)',
-    404: 'No such user or contact (`not_found`)',
+    404: 'No such user, contact, room or message (`not_found`)',
     409: 'Conflicts with the current state (`login_taken`, `already_contact`, `invalid_state`)',
     413: 'Body over 1 MiB (`payload_too_large`)',
     429: 'Rate limited (`rate_limited`), see Retry-After',

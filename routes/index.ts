@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { commandNames, errorResponses, runCommand, type Command } from './command.js'
 import { authorization, getData, logout, registration } from './accounts.js'
 import { addContactReply, addContactRequest, delContact } from './contacts.js'
-import { sendMsg } from './messages.js'
+import { clearHistory, deleteMsg, editMsg, getDialogs, getHistory, markRead, searchMsgs, sendMsg } from './messages.js'
+import * as rooms from './rooms.js'
 import { updateData } from './updates.js'
 import { getUser } from './users.js'
 import { wikiRoute } from './wiki.js'
@@ -19,6 +20,28 @@ export const COMMANDS: Command[] = [
   delContact,
   sendMsg,
   updateData,
+  editMsg,
+  deleteMsg,
+  clearHistory,
+  getHistory,
+  searchMsgs,
+  markRead,
+  getDialogs,
+  rooms.createRoom,
+  rooms.deleteRoom,
+  rooms.renameRoom,
+  rooms.describeRoom,
+  rooms.joinRoom,
+  rooms.inviteToRoom,
+  rooms.leaveRoom,
+  rooms.myRooms,
+  rooms.searchRooms,
+  rooms.roomMembers,
+  rooms.memberInfo,
+  rooms.setRole,
+  rooms.banMember,
+  rooms.unbanMember,
+  rooms.kickMember,
 ]
 
 export default async function routes(app: FastifyInstance) {

@@ -1,20 +1,136 @@
 import { defineCommand } from './command.js'
-import { SendMsgBody, SendMsgReply } from '../src/schemas/messages.js'
+import { Empty } from '../src/schemas/common.js'
+import { conversationOf } from '../src/services/messages.js'
+import {
+  ClearHistoryBody,
+  DeleteMsgBody,
+  EditMsgBody,
+  EditMsgReply,
+  GetDialogsBody,
+  GetDialogsReply,
+  GetHistoryBody,
+  GetHistoryReply,
+  MarkReadBody,
+  MarkReadReply,
+  SearchMsgsBody,
+  SearchMsgsReply,
+  SendMsgBody,
+  SendMsgReply,
+} from '../src/schemas/messages.js'
 
-// send_msg: answered 200 only after the message and the recipient's log entry committed.
-// Idempotent per (sender, client_msg_id): a retry, even one racing the first request,
-// returns the first message's reply and stores nothing.
+// send_msg: answered 200 only after the message and the recipients' log entries committed.
+// Idempotent per (sender, client_msg_id), also when retries race (src/services/messages.ts).
 export const sendMsg = defineCommand({
   name: 'send_msg',
-  summary: 'Send a message to a contact',
+  summary: 'Send a message to a contact or a room',
   description:
-    'Only to an accepted contact (else 403 `not_friends`). Text of 1 to MAX_MESSAGE_CHARS (4096) characters. ' +
-    'With `client_msg_id`, a retry returns the first reply and stores nothing new.',
+    'To an accepted contact (`to_uid`, else 403 `not_friends`) or to a room you are a member of (`room_id`, else 403). ' +
+    'Text of 1 to MAX_MESSAGE_CHARS (4096) characters. With `client_msg_id`, a retry returns the first reply and stores nothing new.',
   tags: ['messages'],
   authenticated: true,
   body: SendMsgBody,
   reply: SendMsgReply,
-  errors: [403],
+  errors: [403, 404],
   run: ({ app, session }, body) =>
-    app.services.messages.send(session.userId, { toUid: body.to_uid, text: body.msg, clientMsgId: body.client_msg_id }),
+    app.services.messages.send(session.userId, {
+      toUid: body.to_uid,
+      roomId: body.room_id,
+      text: body.msg,
+      kind: body.kind as 'text' | 'sticker' | undefined,
+      clientMsgId: body.client_msg_id,
+    }),
+})
+
+export const editMsg = defineCommand({
+  name: 'edit_msg',
+  summary: 'Edit your message',
+  description: 'Everyone who sees the conversation gets a `message_edited` event with the new text and `edited_at`.',
+  tags: ['messages'],
+  authenticated: true,
+  body: EditMsgBody,
+  reply: EditMsgReply,
+  errors: [403, 404],
+  run: ({ app, session }, body) => app.services.messages.edit(session.userId, body.msg_id, body.msg),
+})
+
+export const deleteMsg = defineCommand({
+  name: 'delete_msg',
+  summary: 'Delete a message',
+  description: 'Your own, or any message in a room you moderate or own. It never comes back in history or search; a `message_deleted` event goes to everyone who sees the conversation.',
+  tags: ['messages'],
+  authenticated: true,
+  body: DeleteMsgBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.messages.remove(session.userId, body.msg_id)
+    return {}
+  },
+})
+
+export const clearHistory = defineCommand({
+  name: 'clear_history',
+  summary: 'Clear a conversation\'s history',
+  description: 'A direct conversation: for you only (your other devices get `history_cleared`). A room: for every member, by the owner only.',
+  tags: ['messages'],
+  authenticated: true,
+  body: ClearHistoryBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.messages.clearHistory(session.userId, conversationOf(body))
+    return {}
+  },
+})
+
+export const getHistory = defineCommand({
+  name: 'get_history',
+  summary: 'A page of a conversation\'s history',
+  description:
+    'Oldest first. Page back with `before` = the first msg_id of the page, forward with `after` = the last one: message ids grow in ' +
+    'commit order within a conversation, so pages never skip or repeat a message, even while new ones arrive.',
+  tags: ['messages'],
+  authenticated: true,
+  body: GetHistoryBody,
+  reply: GetHistoryReply,
+  errors: [403, 404],
+  run: ({ app, session }, body) =>
+    app.services.messages.history(session.userId, conversationOf(body), { before: body.before, after: body.after, count: body.count ?? 50 }),
+})
+
+export const searchMsgs = defineCommand({
+  name: 'search_msgs',
+  summary: 'Search a conversation by words',
+  description: 'Every word must match a word of the message or its beginning, regardless of case (a PostgreSQL full-text index). Newest first; page with `before`.',
+  tags: ['messages'],
+  authenticated: true,
+  body: SearchMsgsBody,
+  reply: SearchMsgsReply,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => ({
+    messages: await app.services.messages.search(session.userId, conversationOf(body), body.query, body.before, body.count ?? 20),
+  }),
+})
+
+export const markRead = defineCommand({
+  name: 'mark_read',
+  summary: 'Mark a conversation read up to a message',
+  description: 'The marker only moves forward. Answers how many messages are still unread.',
+  tags: ['messages'],
+  authenticated: true,
+  body: MarkReadBody,
+  reply: MarkReadReply,
+  errors: [403, 404],
+  run: ({ app, session }, body) => app.services.messages.markRead(session.userId, conversationOf(body), body.msg_id),
+})
+
+export const getDialogs = defineCommand({
+  name: 'get_dialogs',
+  summary: 'My conversations',
+  description: 'Direct conversations and rooms, newest activity first, each with its last message and unread count.',
+  tags: ['messages'],
+  authenticated: true,
+  body: GetDialogsBody,
+  reply: GetDialogsReply,
+  run: ({ app, session }, body) => app.services.messages.dialogs(session.userId, body.offset ?? 0, body.count ?? 50),
 })

@@ -148,10 +148,11 @@ export class EventHub {
     this.reconnectDelay = this.options.reconnectDelayMs ?? 100
   }
 
+  /** `u:1,2,3` wakes those users' polls; `r:7` ends the polls of session 7. */
   private dispatch(payload: string): void {
-    const id = Number(payload.slice(2))
-    if (payload.startsWith('u:')) this.wakeUser(id)
-    else if (payload.startsWith('r:')) this.revokeSession(id)
+    const ids = payload.slice(2).split(',').map(Number)
+    if (payload.startsWith('u:')) for (const id of ids) this.wakeUser(id)
+    else if (payload.startsWith('r:')) for (const id of ids) this.revokeSession(id)
   }
 
   private lost(client: pg.Client, error: Error): void {

@@ -5,7 +5,7 @@ import t from 'tap'
 import type { Knex } from 'knex'
 import { build, call, poll, signUp, befriend, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
-import { appendEvent, eventChannel } from '../src/data/events.js'
+import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
 
 type Reply = Awaited<ReturnType<typeof poll>>
@@ -222,7 +222,7 @@ t.test('a transaction that commits late is still delivered, before what queued b
   const inserted = await insertMessage(trx, { senderId: late.uid, recipientId: receiver.uid, text: 'late' })
   t.ok(inserted, 'the held transaction inserted its message')
   const lateId = inserted!.id
-  await appendEvent(trx, channel, { userId: receiver.uid, actorId: late.uid, type: 'message', messageId: lateId })
+  await appendEvents(trx, channel, [receiver.uid], { actorId: late.uid, type: 'message', messageId: lateId })
 
   // Normal sends: they block on the receiver's row lock behind the held transaction.
   const pending = queued.map((s, i) => send(app, s, receiver, `queued-${i}`))

@@ -509,7 +509,7 @@ t.test('cursorless position: an immediate re-poll never repeats the last reply',
   // The desktop client polls again the moment a reply arrived, on the same connection.
   // The position must already have moved by then, even when the write that moves it has
   // to wait: a send_msg to the same user holds that user's row lock (lockUserPair,
-  // appendEvent) until it commits. Here a second connection holds that lock for 1.5 s.
+  // appendEvents) until it commits. Here a second connection holds that lock for 1.5 s.
   const app = await build(t)
   const alice = await signUp(app)
   const bob = await signUp(app)

@@ -6,9 +6,9 @@
 // position p can never later find a newly committed event below p. (A global sequence
 // read with `id > cursor` lacks this: a lower id can commit after a higher one was read.)
 import type { Knex } from 'knex'
+import type { MessageKind } from './messages.js'
 
 export interface NewEvent {
-  userId: number
   type: string
   actorId: number
   messageId?: number
@@ -25,6 +25,10 @@ export interface LogEntry {
   payload: Record<string, unknown> | null
   text: string | null
   message_time: number | null
+  room_id: number | null
+  kind: MessageKind | null
+  edited_at: number | null
+  deleted: boolean | null
 }
 
 /** The LISTEN/NOTIFY channel of a schema's event log. */
@@ -32,22 +36,34 @@ export function eventChannel(schema: string): string {
   return `${schema}_events`
 }
 
-/** Appends one event and queues its wake-up (NOTIFY is delivered at commit). One round trip. */
-export async function appendEvent(trx: Knex.Transaction, channel: string, event: NewEvent): Promise<{ id: number; pos: number }> {
-  const { rows } = await trx.raw(
-    `WITH head AS (
-       UPDATE users
-          SET log_head = GREATEST(log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)
-        WHERE id = :userId
-        RETURNING id, log_head
+// A NOTIFY payload holds at most 8000 bytes: wake-ups name users in chunks.
+const USERS_PER_NOTIFY = 500
+
+/**
+ * Appends one event to the log of each of `userIds` (a direct message: one user; a room
+ * message: every member) in one statement, and queues their wake-ups (NOTIFY is delivered
+ * at commit). The users' rows are locked in id order, so concurrent fan-outs never deadlock.
+ */
+export async function appendEvents(trx: Knex.Transaction, channel: string, userIds: number[], event: NewEvent): Promise<void> {
+  if (userIds.length === 0) return
+  await trx.raw(
+    `WITH targets AS (
+       SELECT id FROM users WHERE id = ANY(:userIds::bigint[]) ORDER BY id FOR UPDATE
+     ), head AS (
+       UPDATE users u
+          SET log_head = GREATEST(u.log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)
+         FROM targets WHERE u.id = targets.id
+        RETURNING u.id, u.log_head
      ), appended AS (
        INSERT INTO events (user_id, pos, type, actor_id, message_id, payload)
        SELECT id, log_head, :type, :actorId, :messageId, :payload FROM head
-       RETURNING id, pos
+       RETURNING user_id
      )
-     SELECT appended.id, appended.pos, pg_notify(:channel, 'u:' || :userId) FROM appended`,
+     SELECT pg_notify(:channel, 'u:' || string_agg(user_id::text, ','))
+       FROM (SELECT user_id, row_number() OVER () / ${USERS_PER_NOTIFY} AS chunk FROM appended) numbered
+      GROUP BY chunk`,
     {
-      userId: event.userId,
+      userIds,
       type: event.type,
       actorId: event.actorId,
       messageId: event.messageId ?? null,
@@ -55,14 +71,14 @@ export async function appendEvent(trx: Knex.Transaction, channel: string, event:
       channel,
     },
   )
-  return rows[0]
 }
 
 /** The entries of a user's log after `after`, oldest first. */
 export async function readLog(db: Knex, userId: number, after: number, limit: number): Promise<LogEntry[]> {
   const { rows } = await db.raw(
     `SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
-            m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time
+            m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
+            floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted
        FROM events e
        JOIN users a ON a.id = e.actor_id
        LEFT JOIN messages m ON m.id = e.message_id

@@ -1,11 +1,41 @@
-// Data access for the messages table.
+// Data access for messages (direct and room), the per-user conversation marks (read and
+// cleared) and the direct-dialog list.
 import type { Knex } from 'knex'
+
+export type MessageKind = 'text' | 'sticker' | 'file'
+
+/** A conversation as one user sees it: with another user, or in a room. */
+export type Conversation = { peerId: number; roomId?: undefined } | { roomId: number; peerId?: undefined }
 
 export interface StoredMessage {
   id: number
   time: number
 }
 
+export interface MessageRow {
+  id: number
+  sender_id: number
+  recipient_id: number | null
+  room_id: number | null
+  deleted_at: Date | null
+}
+
+const SECONDS = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
+
+/** The shape every API reply uses for a message. */
+export function messageColumns(db: Knex) {
+  return [
+    'm.id as msg_id',
+    'm.sender_id as sender_uid',
+    'u.login as sender_login',
+    db.raw(`${SECONDS('m.created_at')} AS time`),
+    'm.text',
+    'm.kind',
+    'm.room_id',
+    'm.recipient_id as to_uid',
+    db.raw(`${SECONDS('m.edited_at')} AS edited_at`),
+  ]
+}
 
 /**
  * Stores a message. With a client_msg_id already used by this sender, stores nothing and
@@ -13,24 +43,132 @@ export interface StoredMessage {
  */
 export async function insertMessage(
   db: Knex,
-  message: { senderId: number; recipientId: number; text: string; clientMsgId?: string },
+  message: { senderId: number; recipientId?: number; roomId?: number; text: string; kind?: MessageKind; clientMsgId?: string },
 ): Promise<StoredMessage | undefined> {
   const rows = await db('messages')
     .insert({
       sender_id: message.senderId,
-      recipient_id: message.recipientId,
+      recipient_id: message.recipientId ?? null,
+      room_id: message.roomId ?? null,
       text: message.text,
+      kind: message.kind ?? 'text',
       client_msg_id: message.clientMsgId ?? null,
     })
     .onConflict(['sender_id', 'client_msg_id'])
     .ignore()
-    .returning(['id', db.raw('floor(extract(epoch from created_at))::int8 AS time')])
+    .returning(['id', db.raw(`${SECONDS('created_at')} AS time`)])
   return rows[0]
 }
 
 export async function findMessageByClientId(db: Knex, senderId: number, clientMsgId: string): Promise<StoredMessage | undefined> {
-  return db('messages')
-    .select('id', db.raw('floor(extract(epoch from created_at))::int8 AS time'))
-    .where({ sender_id: senderId, client_msg_id: clientMsgId })
+  return db('messages').select('id', db.raw(`${SECONDS('created_at')} AS time`)).where({ sender_id: senderId, client_msg_id: clientMsgId }).first()
+}
+
+export async function findMessage(db: Knex, id: number): Promise<MessageRow | undefined> {
+  return db('messages').select('id', 'sender_id', 'recipient_id', 'room_id', 'deleted_at').where({ id }).first()
+}
+
+export async function editMessage(db: Knex, id: number, text: string): Promise<number> {
+  const [row] = await db('messages').where({ id }).update({ text, edited_at: db.fn.now() }).returning(db.raw(`${SECONDS('edited_at')} AS edited_at`))
+  return row.edited_at
+}
+
+export async function markDeleted(db: Knex, id: number): Promise<void> {
+  await db('messages').where({ id }).update({ deleted_at: db.fn.now() })
+}
+
+/** Messages of a conversation the user may see: not deleted, not cleared. */
+function visible(db: Knex, userId: number, conversation: Conversation, clearedThrough: number) {
+  const query = db('messages as m').join('users as u', 'u.id', 'm.sender_id').whereNull('m.deleted_at').andWhere('m.id', '>', clearedThrough)
+  if (conversation.roomId !== undefined) return query.where('m.room_id', conversation.roomId)
+  return query
+    .whereNull('m.room_id')
+    .where('m.peer_low', Math.min(userId, conversation.peerId))
+    .where('m.peer_high', Math.max(userId, conversation.peerId))
+}
+
+export interface Page {
+  before?: number
+  after?: number
+  count: number
+}
+
+/** One page of history, oldest first. Without `after` the page ends at `before` (or the newest). */
+export async function historyPage(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, page: Page) {
+  const query = visible(db, userId, conversation, clearedThrough).select(messageColumns(db))
+  if (page.before !== undefined) query.andWhere('m.id', '<', page.before)
+  if (page.after !== undefined) query.andWhere('m.id', '>', page.after)
+  // Walking forward from `after`: the oldest first. Otherwise the newest page, reversed.
+  query.orderBy('m.id', page.after !== undefined ? 'asc' : 'desc').limit(page.count + 1)
+  const rows = await query
+  const hasMore = rows.length > page.count
+  const messages = rows.slice(0, page.count)
+  if (page.after === undefined) messages.reverse()
+  return { messages, has_more: hasMore }
+}
+
+/** Full-text search: every word of `words` must match (as a prefix), newest first. */
+export async function searchMessages(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, words: string[], before: number | undefined, count: number) {
+  const tsquery = words.map((w) => `${w}:*`).join(' & ')
+  const query = visible(db, userId, conversation, clearedThrough)
+    .select(messageColumns(db))
+    .andWhereRaw("m.search @@ to_tsquery('simple', ?)", [tsquery])
+    .orderBy('m.id', 'desc')
+    .limit(count)
+  if (before !== undefined) query.andWhere('m.id', '<', before)
+  return query
+}
+
+export async function getMarks(db: Knex, userId: number, conversation: Conversation): Promise<{ read_through: number; cleared_through: number }> {
+  const row = await db('conversation_marks')
+    .select('read_through', 'cleared_through')
+    .where({ user_id: userId, peer_id: conversation.peerId ?? 0, room_id: conversation.roomId ?? 0 })
     .first()
+  return row ?? { read_through: 0, cleared_through: 0 }
+}
+
+/** Moves a marker forward (never back). */
+export async function advanceMark(db: Knex, userId: number, conversation: Conversation, mark: 'read_through' | 'cleared_through', msgId: number): Promise<void> {
+  await db.raw(
+    `INSERT INTO conversation_marks (user_id, peer_id, room_id, ??) VALUES (?, ?, ?, ?)
+     ON CONFLICT (user_id, peer_id, room_id) DO UPDATE SET ?? = GREATEST(conversation_marks.??, EXCLUDED.??)`,
+    [mark, userId, conversation.peerId ?? 0, conversation.roomId ?? 0, msgId, mark, mark, mark],
+  )
+}
+
+/** The newest message id of the conversation (0 when empty), deleted or not. */
+export async function lastMessageId(db: Knex, userId: number, conversation: Conversation): Promise<number> {
+  const row = await visible(db, userId, conversation, 0).clearSelect().max('m.id as id').first()
+  return row?.id ?? 0
+}
+
+export async function unreadCount(db: Knex, userId: number, conversation: Conversation, throughId: number): Promise<number> {
+  const row = await visible(db, userId, conversation, throughId).whereNot('m.sender_id', userId).count<{ n: number }[]>('* as n').first()
+  return Number(row?.n ?? 0)
+}
+
+export async function touchDirectDialogs(db: Knex, a: number, b: number, msgId: number): Promise<void> {
+  await db('direct_dialogs')
+    .insert([
+      { user_id: a, peer_id: b, last_msg_id: msgId, last_activity: db.fn.now() },
+      { user_id: b, peer_id: a, last_msg_id: msgId, last_activity: db.fn.now() },
+    ])
+    .onConflict(['user_id', 'peer_id'])
+    .merge(['last_msg_id', 'last_activity'])
+}
+
+/** My conversations: direct peers and rooms, with their newest activity. */
+export async function conversationsOf(db: Knex, userId: number) {
+  const { rows } = await db.raw(
+    `SELECT d.peer_id, 0::int8 AS room_id, p.login AS title, floor(extract(epoch FROM d.last_activity))::int8 AS last_activity
+       FROM direct_dialogs d JOIN users p ON p.id = d.peer_id
+      WHERE d.user_id = ?
+     UNION ALL
+     SELECT 0::int8, r.id, r.name,
+            floor(extract(epoch FROM COALESCE((SELECT max(created_at) FROM messages WHERE room_id = r.id), m.joined_at)))::int8
+       FROM room_members m JOIN rooms r ON r.id = m.room_id
+      WHERE m.user_id = ? AND m.role <> 'banned'`,
+    [userId, userId],
+  )
+  return rows as { peer_id: number; room_id: number; title: string; last_activity: number }[]
 }

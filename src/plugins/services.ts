@@ -4,14 +4,17 @@ import { createAccounts } from '../services/accounts.js'
 import { createContacts } from '../services/contacts.js'
 import { createMessages } from '../services/messages.js'
 import { createUpdates } from '../services/updates.js'
+import { createRooms } from '../services/rooms.js'
 import { eventChannel } from '../data/events.js'
 import type { ServiceDeps } from '../services/deps.js'
 
 function createServices(deps: ServiceDeps) {
+  const rooms = createRooms(deps)
   return {
     accounts: createAccounts(deps),
     contacts: createContacts(deps),
-    messages: createMessages(deps),
+    rooms,
+    messages: createMessages(deps, rooms),
     updates: createUpdates(deps),
   }
 }

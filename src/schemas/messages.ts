@@ -1,17 +1,88 @@
 import { Type } from 'typebox'
 import { CommandBody, Id, UnixSeconds } from './common.js'
 
+export const MessageKind = Type.Enum(['text', 'sticker', 'file'], { description: '`text`, `sticker` (msg is the sticker\'s short code) or `file`.' })
+
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
-export const SendMsgBody = CommandBody({
-  to_uid: Id('The recipient: an accepted contact.'),
-  msg: Type.String({ minLength: 1, maxLength: 65536, description: 'The text (at most MAX_MESSAGE_CHARS characters, 4096 by default).' }),
-  client_msg_id: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' }),
-  ),
-})
+const MessageText = Type.String({ minLength: 1, maxLength: 65536, description: 'The text (at most MAX_MESSAGE_CHARS characters, 4096 by default).' })
+
+/** A conversation: with a user (`to_uid`) or in a room (`room_id`), exactly one of them. */
+const ConversationTarget = {
+  to_uid: Type.Optional(Id('The other user of a direct conversation.')),
+  room_id: Type.Optional(Id('The room.')),
+}
+
+export const SendMsgBody = CommandBody(
+  {
+    ...ConversationTarget,
+    msg: MessageText,
+    kind: Type.Optional(Type.Enum(['text', 'sticker'], { description: 'Default `text`.' })),
+    client_msg_id: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' }),
+    ),
+  },
+  'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).',
+)
 
 export const SendMsgReply = Type.Object({
   msg_id: Id('The message id.'),
   time: UnixSeconds('When the server stored it (UNIX seconds).'),
 })
+
+export const Message = Type.Object({
+  msg_id: Id('The message id: grows in commit order within a conversation.'),
+  sender_uid: Id('Who sent it.'),
+  sender_login: Type.String(),
+  time: UnixSeconds('When it was stored.'),
+  text: Type.String(),
+  kind: MessageKind,
+  room_id: Type.Union([Id('The room, for room messages.'), Type.Null()]),
+  to_uid: Type.Union([Id('The recipient, for direct messages.'), Type.Null()]),
+  edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
+})
+
+export const EditMsgBody = CommandBody({ msg_id: Id('Your message.'), msg: MessageText })
+export const EditMsgReply = Type.Object({ msg_id: Id('The message.'), edited_at: UnixSeconds('The edit time.') })
+
+export const DeleteMsgBody = CommandBody({ msg_id: Id('Your message, or any in a room you moderate.') })
+
+export const ClearHistoryBody = CommandBody(ConversationTarget, 'A direct conversation is cleared for you only; a room for everyone, by its owner.')
+
+export const Count = (max: number, fallback: number) => Type.Integer({ minimum: 1, maximum: max, description: `At most ${max}; default ${fallback}.` })
+
+export const GetHistoryBody = CommandBody(
+  {
+    ...ConversationTarget,
+    before: Type.Optional(Id('Only messages with a smaller msg_id.')),
+    after: Type.Optional(Id('Only messages with a larger msg_id (page forward from here).')),
+    count: Type.Optional(Count(100, 50)),
+  },
+  'Without `after`: the newest `count` messages (before `before`). With `after`: the `count` oldest after it. Always oldest first.',
+)
+export const GetHistoryReply = Type.Object({
+  messages: Type.Array(Message),
+  has_more: Type.Boolean({ description: 'More messages lie beyond this page in the direction paged.' }),
+})
+
+export const SearchMsgsBody = CommandBody({
+  ...ConversationTarget,
+  query: Type.String({ minLength: 1, maxLength: 256, description: 'Words; each must match a word of the message or its beginning, regardless of case.' }),
+  before: Type.Optional(Id('Only messages with a smaller msg_id (the next page).')),
+  count: Type.Optional(Count(100, 20)),
+})
+export const SearchMsgsReply = Type.Object({ messages: Type.Array(Message, { description: 'Newest first.' }) })
+
+export const MarkReadBody = CommandBody({ ...ConversationTarget, msg_id: Id('Everything up to this message is read.') })
+export const MarkReadReply = Type.Object({ unread: Type.Integer({ minimum: 0, description: 'Messages still unread in the conversation.' }) })
+
+export const GetDialogsBody = CommandBody({ offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), count: Type.Optional(Count(100, 50)) })
+export const Dialog = Type.Object({
+  to_uid: Type.Optional(Id('The other user, for a direct conversation.')),
+  room_id: Type.Optional(Id('The room.')),
+  title: Type.String({ description: 'The other user\'s login, or the room\'s name.' }),
+  last_message: Type.Union([Message, Type.Null()]),
+  unread: Type.Integer({ minimum: 0 }),
+  last_activity: UnixSeconds('The newest message (or joining the room).'),
+})
+export const GetDialogsReply = Type.Object({ dialogs: Type.Array(Dialog, { description: 'Newest activity first.' }), total: Type.Integer({ minimum: 0 }) })

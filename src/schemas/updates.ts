@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { CommandBody, Id, UnixSeconds } from './common.js'
+import { MessageKind } from './messages.js'
 
 export const Cursor = Type.Integer({
   minimum: 0,
@@ -22,12 +23,15 @@ export const MessageItem = Type.Object({
   sender_login: Type.String(),
   time: UnixSeconds('When it was stored.'),
   text: Type.String(),
+  kind: Type.Optional(MessageKind),
+  room_id: Type.Optional(Id('Set for room messages.')),
+  edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
 })
 
 export const EventItem = Type.Object(
   {
     eid: Id('The event id.'),
-    type: Type.String({ description: '`contact_request`, `contact_accepted`, `contact_denied`, `contact_cancelled`, `contact_deleted`, ...' }),
+    type: Type.String({ description: '`contact_request`, `contact_accepted`, `contact_denied`, `contact_cancelled`, `contact_deleted`, `message_edited`, `message_deleted`, `history_cleared`, `member_joined`, `member_left`, `member_kicked`, `member_banned`, `member_unbanned`, `role_changed`, `room_renamed`, `room_described`, `room_deleted`' }),
     ruid: Id('The user who caused the event.'),
     text: Type.String({ description: 'The login of `ruid`.' }),
     time: UnixSeconds('When it happened.'),

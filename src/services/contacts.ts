@@ -4,7 +4,7 @@
 import type { Knex } from 'knex'
 import { ContactStatus, getContactStatus, removeContact, setContactStatus } from '../data/contacts.js'
 import { findUserById, findUserByLogin, lockUserPair } from '../data/users.js'
-import { appendEvent } from '../data/events.js'
+import { appendEvents } from '../data/events.js'
 import { AlreadyContact, BadRequest, InvalidState, NotFound } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 
@@ -19,7 +19,7 @@ export function createContacts({ db, channel }: ServiceDeps) {
   }
 
   function tell(trx: Knex.Transaction, to: number, from: number, type: string, status?: ContactStatus) {
-    return appendEvent(trx, channel, { userId: to, actorId: from, type, payload: status === undefined ? undefined : { status } })
+    return appendEvents(trx, channel, [to], { actorId: from, type, payload: status === undefined ? undefined : { status } })
   }
 
   async function resolve(by: { contactUid?: number; login?: string }) {

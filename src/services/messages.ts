@@ -1,32 +1,220 @@
-// Direct messages. A send is one transaction: the contact check (a share lock, so a
-// concurrent del_contact waits), the message row and the recipient's log entry; the
-// caller is answered only after it committed.
+// Messages, direct and in rooms, and their life: send, edit, delete, clear, history,
+// search, read markers, dialogs.
+//
+// A send is one transaction, answered only after it committed. It first locks the
+// conversation (a direct chat: both users' rows, in id order; a room: the room's row), so
+// message ids grow in commit order within a conversation: history paged by id never
+// skips a message that committed late. Then it stores the message and appends it to the
+// recipients' logs (a room: every member but the sender, in one statement).
+// Idempotent per (sender, client_msg_id): a retry, even one racing the first request,
+// returns the first message's reply and stores nothing.
+import type { Knex } from 'knex'
 import { ContactStatus, getContactStatus } from '../data/contacts.js'
-import { findMessageByClientId, insertMessage } from '../data/messages.js'
-import { appendEvent } from '../data/events.js'
-import { BadRequest, NotFriends } from '../errors.js'
+import {
+  advanceMark,
+  conversationsOf,
+  editMessage,
+  findMessage,
+  findMessageByClientId,
+  getMarks,
+  historyPage,
+  insertMessage,
+  lastMessageId,
+  markDeleted,
+  searchMessages,
+  touchDirectDialogs,
+  unreadCount,
+  type Conversation,
+  type MessageKind,
+  type MessageRow,
+  type Page,
+} from '../data/messages.js'
+import { appendEvents } from '../data/events.js'
+import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
+import { findUserById, lockUserPair } from '../data/users.js'
+import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
+import { isModerator, type Rooms } from './rooms.js'
 import type { ServiceDeps } from './deps.js'
 
-export function createMessages({ db, config, channel }: ServiceDeps) {
+export interface OutgoingMessage {
+  toUid?: number
+  roomId?: number
+  text: string
+  kind?: MessageKind
+  clientMsgId?: string
+}
+
+/** `{to_uid}` or `{room_id}`, exactly one. */
+export function conversationOf(target: { to_uid?: number; room_id?: number }): Conversation {
+  if ((target.to_uid === undefined) === (target.room_id === undefined)) throw new BadRequest('Name the conversation with to_uid or room_id (one of them)')
+  return target.room_id !== undefined ? { roomId: target.room_id } : { peerId: target.to_uid! }
+}
+
+export function createMessages({ db, config, channel }: ServiceDeps, rooms: Rooms) {
+  function checkText(text: string) {
+    if ([...text].length > config.maxMessageChars) throw new BadRequest(`Message longer than ${config.maxMessageChars} characters`)
+  }
+
+  /** Who sees events about a message: a direct chat's two sides, or the room's members. */
+  async function audienceOf(trx: Knex, message: MessageRow): Promise<number[]> {
+    if (message.room_id !== null) return memberIds(trx, message.room_id)
+    return [message.sender_id, message.recipient_id!]
+  }
+
+  /** The conversation may be read by the user: a direct chat with an existing user, or a room they belong to. */
+  async function readableMarks(userId: number, conversation: Conversation) {
+    if (conversation.roomId !== undefined) {
+      await rooms.requireMember(db, conversation.roomId, userId)
+      const room = await findRoom(db, conversation.roomId)
+      const marks = await getMarks(db, userId, conversation)
+      return { ...marks, cleared_through: Math.max(marks.cleared_through, room?.cleared_through ?? 0) }
+    }
+    if (conversation.peerId === userId || !(await findUserById(db, conversation.peerId))) throw new NotFound('No such user')
+    return getMarks(db, userId, conversation)
+  }
+
+  /** The message, when the user may change it: their own, or any in a room they moderate. */
+  async function changeableMessage(trx: Knex.Transaction, userId: number, msgId: number, allowModerators: boolean): Promise<MessageRow> {
+    const message = await findMessage(trx, msgId)
+    if (!message || message.deleted_at) throw new NotFound('No such message')
+    if (message.room_id !== null) {
+      await rooms.inRoomLocked(trx, message.room_id)
+      const role = await rooms.requireMember(trx, message.room_id, userId)
+      if (message.sender_id === userId || (allowModerators && isModerator(role))) return message
+    } else if (message.sender_id === userId) {
+      await lockUserPair(trx, message.sender_id, message.recipient_id!)
+      return message
+    } else if (message.recipient_id !== userId) {
+      throw new NotFound('No such message')
+    }
+    throw new Forbidden(allowModerators ? 'You may delete only your own messages (or any, as a moderator)' : 'You may edit only your own messages')
+  }
+
+  async function sendDirect(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
+    const toUid = message.toUid!
+    if (toUid === senderId) throw new BadRequest('You cannot write to yourself')
+    await lockUserPair(trx, senderId, toUid)
+    if ((await getContactStatus(trx, senderId, toUid)) !== ContactStatus.friends) throw new NotFriends('You can only write to accepted contacts')
+    const inserted = await insertMessage(trx, { senderId, recipientId: toUid, text: message.text, kind: message.kind, clientMsgId: message.clientMsgId })
+    if (!inserted) return undefined
+    await touchDirectDialogs(trx, senderId, toUid, inserted.id)
+    await appendEvents(trx, channel, [toUid], { actorId: senderId, type: 'message', messageId: inserted.id })
+    return inserted
+  }
+
+  async function sendToRoom(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
+    const roomId = message.roomId!
+    await rooms.inRoomLocked(trx, roomId)
+    await rooms.requireMember(trx, roomId, senderId)
+    const inserted = await insertMessage(trx, { senderId, roomId, text: message.text, kind: message.kind, clientMsgId: message.clientMsgId })
+    if (!inserted) return undefined
+    const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
+    await appendEvents(trx, channel, recipients, { actorId: senderId, type: 'message', messageId: inserted.id })
+    return inserted
+  }
+
   return {
-    async send(senderId: number, message: { toUid: number; text: string; clientMsgId?: string }) {
-      if ([...message.text].length > config.maxMessageChars) {
-        throw new BadRequest(`Message longer than ${config.maxMessageChars} characters`)
-      }
+    async send(senderId: number, message: OutgoingMessage) {
+      conversationOf({ to_uid: message.toUid, room_id: message.roomId })
+      checkText(message.text)
       const stored = await db.transaction(async (trx) => {
         if (message.clientMsgId !== undefined) {
           const earlier = await findMessageByClientId(trx, senderId, message.clientMsgId)
           if (earlier) return earlier
         }
-        const status = await getContactStatus(trx, senderId, message.toUid, 'share')
-        if (status !== ContactStatus.friends) throw new NotFriends('You can only write to accepted contacts')
-        const inserted = await insertMessage(trx, { senderId, recipientId: message.toUid, text: message.text, clientMsgId: message.clientMsgId })
+        const inserted = message.roomId !== undefined ? await sendToRoom(trx, senderId, message) : await sendDirect(trx, senderId, message)
         // Lost a race with a retry that used the same client_msg_id: answer with its message.
-        if (!inserted) return (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
-        await appendEvent(trx, channel, { userId: message.toUid, actorId: senderId, type: 'message', messageId: inserted.id })
-        return inserted
+        return inserted ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
       })
       return { msg_id: stored.id, time: stored.time }
+    },
+
+    async edit(userId: number, msgId: number, text: string) {
+      checkText(text)
+      return db.transaction(async (trx) => {
+        const message = await changeableMessage(trx, userId, msgId, false)
+        const editedAt = await editMessage(trx, msgId, text)
+        await appendEvents(trx, channel, await audienceOf(trx, message), {
+          actorId: userId,
+          type: 'message_edited',
+          payload: { msg_id: msgId, msg: text, edited_at: editedAt, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
+        })
+        return { msg_id: msgId, edited_at: editedAt }
+      })
+    },
+
+    async remove(userId: number, msgId: number): Promise<void> {
+      await db.transaction(async (trx) => {
+        const message = await changeableMessage(trx, userId, msgId, true)
+        await markDeleted(trx, msgId)
+        await appendEvents(trx, channel, await audienceOf(trx, message), {
+          actorId: userId,
+          type: 'message_deleted',
+          payload: { msg_id: msgId, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
+        })
+      })
+    },
+
+    /** A direct chat: cleared for the caller only. A room: for everyone, by the owner only. */
+    async clearHistory(userId: number, conversation: Conversation): Promise<void> {
+      if (conversation.roomId !== undefined) {
+        const roomId = conversation.roomId
+        await rooms.inRoom(roomId, async (trx) => {
+          const role = await rooms.requireMember(trx, roomId, userId)
+          if (role !== 'owner') throw new Forbidden('Only the owner may clear a room\'s history')
+          const through = await lastMessageId(trx, userId, conversation)
+          await updateRoom(trx, roomId, { cleared_through: through })
+          await rooms.tellMembers(trx, roomId, userId, 'history_cleared', { through_msg_id: through })
+        })
+        return
+      }
+      await readableMarks(userId, conversation)
+      await db.transaction(async (trx) => {
+        const through = await lastMessageId(trx, userId, conversation)
+        await advanceMark(trx, userId, conversation, 'cleared_through', through)
+        await appendEvents(trx, channel, [userId], { actorId: userId, type: 'history_cleared', payload: { to_uid: conversation.peerId, through_msg_id: through } })
+      })
+    },
+
+    async history(userId: number, conversation: Conversation, page: Page) {
+      const marks = await readableMarks(userId, conversation)
+      return historyPage(db, userId, conversation, marks.cleared_through, page)
+    },
+
+    async search(userId: number, conversation: Conversation, text: string, before: number | undefined, count: number) {
+      const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []
+      if (words.length === 0) throw new BadRequest('Search for at least one word')
+      const marks = await readableMarks(userId, conversation)
+      return searchMessages(db, userId, conversation, marks.cleared_through, words.slice(0, 16), before, count)
+    },
+
+    async markRead(userId: number, conversation: Conversation, msgId: number) {
+      await readableMarks(userId, conversation)
+      await advanceMark(db, userId, conversation, 'read_through', msgId)
+      const marks = await readableMarks(userId, conversation)
+      return { unread: await unreadCount(db, userId, conversation, Math.max(marks.read_through, marks.cleared_through)) }
+    },
+
+    /** My conversations, newest activity first, each with its last message and unread count. */
+    async dialogs(userId: number, offset: number, count: number) {
+      const all = await conversationsOf(db, userId)
+      all.sort((a, b) => b.last_activity - a.last_activity || b.room_id - a.room_id || b.peer_id - a.peer_id)
+      const page = all.slice(offset, offset + count)
+      const dialogs = await Promise.all(
+        page.map(async (entry) => {
+          const conversation: Conversation = entry.room_id ? { roomId: entry.room_id } : { peerId: entry.peer_id }
+          const marks = await readableMarks(userId, conversation)
+          const last = await historyPage(db, userId, conversation, marks.cleared_through, { count: 1 })
+          return {
+            ...(entry.room_id ? { room_id: entry.room_id } : { to_uid: entry.peer_id }),
+            title: entry.title,
+            last_message: last.messages[0] ?? null,
+            unread: await unreadCount(db, userId, conversation, Math.max(marks.read_through, marks.cleared_through)),
+            last_activity: entry.last_activity,
+          }
+        }),
+      )
+      return { dialogs, total: all.length }
     },
   }
 }

@@ -46,13 +46,18 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
     const msg_array = []
     const events_array = []
     for (const entry of entries) {
-      if (entry.type === 'message' && entry.message_id !== null) {
+      if (entry.type === 'message') {
+        // A message deleted since: its entry still moves the cursor, but is not shown.
+        if (entry.message_id === null || entry.deleted) continue
         msg_array.push({
           msg_id: entry.message_id,
           sender_uid: entry.actor_id,
           sender_login: entry.actor_login,
           time: entry.message_time ?? Math.floor(entry.pos / 1e6),
           text: entry.text ?? '',
+          kind: entry.kind ?? 'text',
+          ...(entry.room_id !== null ? { room_id: entry.room_id } : {}),
+          ...(entry.edited_at !== null ? { edited_at: entry.edited_at } : {}),
         })
       } else {
         events_array.push({

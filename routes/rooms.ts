@@ -1,0 +1,219 @@
+import { defineCommand } from './command.js'
+import { Empty } from '../src/schemas/common.js'
+import {
+  CreateRoomBody,
+  MyRoomsBody,
+  DescribeRoomBody,
+  MemberReply,
+  MembersReply,
+  RenameRoomBody,
+  RoomIdBody,
+  RoomMemberBody,
+  RoomMembersBody,
+  RoomReply,
+  RoomsReply,
+  SearchRoomsBody,
+  SetRoleBody,
+} from '../src/schemas/rooms.js'
+
+const tags = ['rooms']
+const authenticated = true
+
+export const createRoom = defineCommand({
+  name: 'create_room',
+  summary: 'Create a room',
+  description: 'You become its owner. `public` rooms can be found and joined by anyone; `private` ones by invitation.',
+  tags,
+  authenticated,
+  body: CreateRoomBody,
+  reply: RoomReply,
+  run: async ({ app, session }, body) => ({ room: await app.services.rooms.create(session.userId, body) }),
+})
+
+export const deleteRoom = defineCommand({
+  name: 'delete_room',
+  summary: 'Delete a room (owner)',
+  description: 'Every member gets `room_deleted`; its messages are gone.',
+  tags,
+  authenticated,
+  body: RoomIdBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.remove(session.userId, body.room_id)
+    return {}
+  },
+})
+
+export const renameRoom = defineCommand({
+  name: 'rename_room',
+  summary: 'Rename a room (owner, moderators)',
+  description: 'Every member gets `room_renamed`.',
+  tags,
+  authenticated,
+  body: RenameRoomBody,
+  reply: RoomReply,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => ({ room: await app.services.rooms.update(session.userId, body.room_id, { name: body.name }) }),
+})
+
+export const describeRoom = defineCommand({
+  name: 'describe_room',
+  summary: 'Change a room\'s description (owner, moderators)',
+  description: 'Every member gets `room_described`.',
+  tags,
+  authenticated,
+  body: DescribeRoomBody,
+  reply: RoomReply,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => ({ room: await app.services.rooms.update(session.userId, body.room_id, { description: body.description }) }),
+})
+
+export const joinRoom = defineCommand({
+  name: 'join_room',
+  summary: 'Join a public room',
+  description: 'Every member gets `member_joined`. Banned users are refused (403), and so are private rooms.',
+  tags,
+  authenticated,
+  body: RoomIdBody,
+  reply: RoomReply,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => ({ room: await app.services.rooms.join(session.userId, body.room_id) }),
+})
+
+export const inviteToRoom = defineCommand({
+  name: 'invite_to_room',
+  summary: 'Add a user to a room (owner, moderators)',
+  description: 'The user becomes a member; every member, the new one included, gets `member_joined`.',
+  tags,
+  authenticated,
+  body: RoomMemberBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.invite(session.userId, body.room_id, body.uid)
+    return {}
+  },
+})
+
+export const leaveRoom = defineCommand({
+  name: 'leave_room',
+  summary: 'Leave a room',
+  description: 'Every member and you get `member_left`. The owner cannot leave (409): delete the room instead.',
+  tags,
+  authenticated,
+  body: RoomIdBody,
+  reply: Empty,
+  errors: [403, 404, 409],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.leave(session.userId, body.room_id)
+    return {}
+  },
+})
+
+export const myRooms = defineCommand({
+  name: 'my_rooms',
+  summary: 'The rooms I am a member of',
+  tags,
+  authenticated,
+  body: MyRoomsBody,
+  reply: RoomsReply,
+  run: async ({ app, session }) => ({ rooms: await app.services.rooms.mine(session.userId) }),
+})
+
+export const searchRooms = defineCommand({
+  name: 'search_rooms',
+  summary: 'Find public rooms by name prefix',
+  description: 'Case-insensitive; ordered by name; paged with offset and count.',
+  tags,
+  authenticated,
+  body: SearchRoomsBody,
+  reply: RoomsReply,
+  run: async ({ app }, body) => ({ rooms: await app.services.rooms.search(body.prefix, body.offset ?? 0, body.count ?? 20) }),
+})
+
+export const roomMembers = defineCommand({
+  name: 'room_members',
+  summary: 'A room\'s members with their roles (members only)',
+  tags,
+  authenticated,
+  body: RoomMembersBody,
+  reply: MembersReply,
+  errors: [403],
+  run: async ({ app, session }, body) => ({
+    members: await app.services.rooms.members(session.userId, body.room_id, body.offset ?? 0, body.count ?? 100),
+  }),
+})
+
+export const memberInfo = defineCommand({
+  name: 'member_info',
+  summary: 'One member of a room (members only)',
+  tags,
+  authenticated,
+  body: RoomMemberBody,
+  reply: MemberReply,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => ({ member: await app.services.rooms.member(session.userId, body.room_id, body.uid) }),
+})
+
+export const setRole = defineCommand({
+  name: 'set_role',
+  summary: 'Make a member a moderator, or a moderator a member (owner)',
+  description: 'Every member gets `role_changed`.',
+  tags,
+  authenticated,
+  body: SetRoleBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.setRole(session.userId, body.room_id, body.uid, body.role as 'moderator' | 'member')
+    return {}
+  },
+})
+
+export const banMember = defineCommand({
+  name: 'ban_member',
+  summary: 'Ban a user from a room (owner, moderators)',
+  description:
+    'At once: they leave, cannot rejoin, read or send, and get no more of the room\'s events. Every member and the banned user get ' +
+    '`member_banned`. Moderators cannot ban moderators or the owner.',
+  tags,
+  authenticated,
+  body: RoomMemberBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.ban(session.userId, body.room_id, body.uid)
+    return {}
+  },
+})
+
+export const unbanMember = defineCommand({
+  name: 'unban_member',
+  summary: 'Lift a ban (owner, moderators)',
+  description: 'The user may join (or be invited) again; every member and the user get `member_unbanned`.',
+  tags,
+  authenticated,
+  body: RoomMemberBody,
+  reply: Empty,
+  errors: [403, 404, 409],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.unban(session.userId, body.room_id, body.uid)
+    return {}
+  },
+})
+
+export const kickMember = defineCommand({
+  name: 'kick_member',
+  summary: 'Remove a member from a room (owner, moderators)',
+  description: 'They may rejoin a public room. Every member and the removed user get `member_kicked`.',
+  tags,
+  authenticated,
+  body: RoomMemberBody,
+  reply: Empty,
+  errors: [403, 404],
+  run: async ({ app, session }, body) => {
+    await app.services.rooms.kick(session.userId, body.room_id, body.uid)
+    return {}
+  },
+})
