@@ -157,18 +157,49 @@ export async function touchDirectDialogs(db: Knex, a: number, b: number, msgId: 
     .merge(['last_msg_id', 'last_activity'])
 }
 
-/** My conversations: direct peers and rooms, with their newest activity. */
-export async function conversationsOf(db: Knex, userId: number) {
+/**
+ * One page of my conversations (direct peers and rooms), newest activity first, each with
+ * its last visible message and unread count, in one statement.
+ */
+export async function dialogPage(db: Knex, userId: number, offset: number, count: number) {
+  // The two halves of each lateral subquery are gated by a constant per row, so each
+  // conversation uses its own index (messages_room or messages_direct).
+  const conversationMessages = (extra: string) => `
+      (SELECT m.* FROM messages m
+        WHERE c.room_id <> 0 AND m.room_id = c.room_id AND m.deleted_at IS NULL AND m.id > c.cleared ${extra})
+      UNION ALL
+      (SELECT m.* FROM messages m
+        WHERE c.room_id = 0 AND m.room_id IS NULL AND m.peer_low = LEAST(:me::int8, c.peer_id) AND m.peer_high = GREATEST(:me::int8, c.peer_id)
+          AND m.deleted_at IS NULL AND m.id > c.cleared ${extra})`
   const { rows } = await db.raw(
-    `SELECT d.peer_id, 0::int8 AS room_id, p.login AS title, floor(extract(epoch FROM d.last_activity))::int8 AS last_activity
-       FROM direct_dialogs d JOIN users p ON p.id = d.peer_id
-      WHERE d.user_id = ?
-     UNION ALL
-     SELECT 0::int8, r.id, r.name,
-            floor(extract(epoch FROM COALESCE((SELECT max(created_at) FROM messages WHERE room_id = r.id), m.joined_at)))::int8
-       FROM room_members m JOIN rooms r ON r.id = m.room_id
-      WHERE m.user_id = ? AND m.role <> 'banned'`,
-    [userId, userId],
+    `WITH conversations AS (
+       SELECT d.peer_id, 0::int8 AS room_id, p.login AS title, d.last_activity AS activity, 0::int8 AS room_cleared
+         FROM direct_dialogs d JOIN users p ON p.id = d.peer_id
+        WHERE d.user_id = :me
+       UNION ALL
+       SELECT 0::int8, r.id, r.name, COALESCE((SELECT max(created_at) FROM messages WHERE room_id = r.id), m.joined_at), r.cleared_through
+         FROM room_members m JOIN rooms r ON r.id = m.room_id
+        WHERE m.user_id = :me AND m.role <> 'banned'
+     ), page AS (
+       SELECT v.*, COALESCE(k.read_through, 0) AS read_through,
+              GREATEST(COALESCE(k.cleared_through, 0), v.room_cleared) AS cleared,
+              count(*) OVER () AS total
+         FROM conversations v
+         LEFT JOIN conversation_marks k ON k.user_id = :me AND k.peer_id = v.peer_id AND k.room_id = v.room_id
+        ORDER BY v.activity DESC, v.room_id DESC, v.peer_id DESC
+       OFFSET :offset LIMIT :count
+     )
+     SELECT c.peer_id, c.room_id, c.title, floor(extract(epoch FROM c.activity))::int8 AS last_activity, c.total,
+            (SELECT json_build_object(
+                      'msg_id', l.id, 'sender_uid', l.sender_id, 'sender_login', u.login,
+                      'time', floor(extract(epoch FROM l.created_at))::int8, 'text', l.text, 'kind', l.kind,
+                      'room_id', l.room_id, 'to_uid', l.recipient_id, 'edited_at', floor(extract(epoch FROM l.edited_at))::int8)
+               FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) l
+               JOIN users u ON u.id = l.sender_id) AS last_message,
+            (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread
+       FROM page c
+      ORDER BY c.activity DESC, c.room_id DESC, c.peer_id DESC`,
+    { me: userId, offset, count },
   )
-  return rows as { peer_id: number; room_id: number; title: string; last_activity: number }[]
+  return rows as { peer_id: number; room_id: number; title: string; last_activity: number; total: number; last_message: unknown; unread: number }[]
 }

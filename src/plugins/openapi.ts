@@ -8,7 +8,7 @@ export const OPENAPI_INFO = {
   title: 'Messenger API',
   version: '1.0.0',
   description:
-    'Accounts, contacts, direct messages and a long-poll event log. Every command is `POST /<command>` ' +
+    'Accounts, contacts, direct and room messages and a long-poll event log. Every command is `POST /<command>` ' +
     'with a JSON body; the same commands are reachable in the wiki dialect as `POST /` with ' +
     '`{"request": "<command>", ...}` (see the README).',
 }

@@ -12,7 +12,7 @@ import type { Knex } from 'knex'
 import { ContactStatus, getContactStatus } from '../data/contacts.js'
 import {
   advanceMark,
-  conversationsOf,
+  dialogPage,
   editMessage,
   findMessage,
   findMessageByClientId,
@@ -34,6 +34,8 @@ import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById, lockUserPair } from '../data/users.js'
 import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
+import type { Static } from 'typebox'
+import type { Message } from '../schemas/messages.js'
 import type { ServiceDeps } from './deps.js'
 
 export interface OutgoingMessage {
@@ -197,24 +199,18 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
 
     /** My conversations, newest activity first, each with its last message and unread count. */
     async dialogs(userId: number, offset: number, count: number) {
-      const all = await conversationsOf(db, userId)
-      all.sort((a, b) => b.last_activity - a.last_activity || b.room_id - a.room_id || b.peer_id - a.peer_id)
-      const page = all.slice(offset, offset + count)
-      const dialogs = await Promise.all(
-        page.map(async (entry) => {
-          const conversation: Conversation = entry.room_id ? { roomId: entry.room_id } : { peerId: entry.peer_id }
-          const marks = await readableMarks(userId, conversation)
-          const last = await historyPage(db, userId, conversation, marks.cleared_through, { count: 1 })
-          return {
-            ...(entry.room_id ? { room_id: entry.room_id } : { to_uid: entry.peer_id }),
-            title: entry.title,
-            last_message: last.messages[0] ?? null,
-            unread: await unreadCount(db, userId, conversation, Math.max(marks.read_through, marks.cleared_through)),
-            last_activity: entry.last_activity,
-          }
-        }),
-      )
-      return { dialogs, total: all.length }
+      const rows = await dialogPage(db, userId, offset, count)
+      const total = rows[0]?.total ?? (offset > 0 ? (await dialogPage(db, userId, 0, 1))[0]?.total ?? 0 : 0)
+      return {
+        dialogs: rows.map((row) => ({
+          ...(row.room_id ? { room_id: row.room_id } : { to_uid: row.peer_id }),
+          title: row.title,
+          last_message: row.last_message as Static<typeof Message> | null,
+          unread: row.unread,
+          last_activity: row.last_activity,
+        })),
+        total: Number(total),
+      }
     },
   }
 }
