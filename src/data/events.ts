@@ -36,19 +36,23 @@ export function eventChannel(schema: string): string {
   return `${schema}_events`
 }
 
-// A NOTIFY payload holds at most 8000 bytes: wake-ups name users in chunks.
-const USERS_PER_NOTIFY = 500
+// A NOTIFY payload holds at most 8000 bytes: wake-ups name users in chunks (400 ids of
+// up to 16 digits and a comma fit).
+const USERS_PER_NOTIFY = 400
 
 /**
  * Appends one event to the log of each of `userIds` (a direct message: one user; a room
  * message: every member) in one statement, and queues their wake-ups (NOTIFY is delivered
- * at commit). The users' rows are locked in id order, so concurrent fan-outs never deadlock.
+ * at commit). The users' rows are locked in id order, so concurrent fan-outs never deadlock;
+ * the lock is FOR NO KEY UPDATE because inserting any row that references a user (a
+ * message's sender, say) takes FOR KEY SHARE on that user, which FOR UPDATE would wait for
+ * out of order.
  */
 export async function appendEvents(trx: Knex.Transaction, channel: string, userIds: number[], event: NewEvent): Promise<void> {
   if (userIds.length === 0) return
   await trx.raw(
     `WITH targets AS (
-       SELECT id FROM users WHERE id = ANY(:userIds::bigint[]) ORDER BY id FOR UPDATE
+       SELECT id FROM users WHERE id = ANY(:userIds::bigint[]) ORDER BY id FOR NO KEY UPDATE
      ), head AS (
        UPDATE users u
           SET log_head = GREATEST(u.log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)

@@ -20,9 +20,12 @@ export async function findUserById(db: Knex, id: number): Promise<{ id: number; 
   return db('users').select('id', 'login').where({ id }).first()
 }
 
-/** Row-locks two users in id order, so that pairs of writers never deadlock. */
+/**
+ * Row-locks two users in id order, so that pairs of writers never deadlock (NO KEY: see
+ * appendEvents in events.ts).
+ */
 export async function lockUserPair(trx: Knex.Transaction, a: number, b: number): Promise<void> {
-  await trx.raw('SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR UPDATE', [a, b])
+  await trx.raw('SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR NO KEY UPDATE', [a, b])
 }
 
 /** The position of the newest entry in the user's log. */

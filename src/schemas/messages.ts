@@ -55,7 +55,7 @@ export const GetHistoryBody = CommandBody(
   {
     ...ConversationTarget,
     before: Type.Optional(Id('Only messages with a smaller msg_id.')),
-    after: Type.Optional(Id('Only messages with a larger msg_id (page forward from here).')),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Only messages with a larger msg_id: page forward from here (0: from the start).' })),
     count: Type.Optional(Count(100, 50)),
   },
   'Without `after`: the newest `count` messages (before `before`). With `after`: the `count` oldest after it. Always oldest first.',

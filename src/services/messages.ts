@@ -192,7 +192,10 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
 
     async markRead(userId: number, conversation: Conversation, msgId: number) {
       await readableMarks(userId, conversation)
-      await advanceMark(db, userId, conversation, 'read_through', msgId)
+      // Ids are global: a marker past the conversation's newest message would silently
+      // mark messages still to come as read.
+      const newest = await lastMessageId(db, userId, conversation)
+      await advanceMark(db, userId, conversation, 'read_through', Math.min(msgId, newest))
       const marks = await readableMarks(userId, conversation)
       return { unread: await unreadCount(db, userId, conversation, Math.max(marks.read_through, marks.cleared_through)) }
     },
