@@ -1,4 +1,5 @@
 import { defineCommand } from './command.js'
+import type { Rooms } from '../src/services/rooms.js'
 import { Empty } from '../src/schemas/common.js'
 import {
   CreateRoomBody,
@@ -18,6 +19,24 @@ import {
 
 const tags = ['rooms']
 const authenticated = true
+
+/** A command that acts on one user of a room and answers `{}`. */
+function memberCommand(
+  spec: { name: string; summary: string; description: string; errors: number[] },
+  act: (rooms: Rooms, actorId: number, roomId: number, uid: number) => Promise<void>,
+) {
+  return defineCommand({
+    ...spec,
+    tags,
+    authenticated,
+    body: RoomMemberBody,
+    reply: Empty,
+    run: async ({ app, session }, body) => {
+      await act(app.services.rooms, session.userId, body.room_id, body.uid)
+      return {}
+    },
+  })
+}
 
 export const createRoom = defineCommand({
   name: 'create_room',
@@ -81,20 +100,16 @@ export const joinRoom = defineCommand({
   run: async ({ app, session }, body) => ({ room: await app.services.rooms.join(session.userId, body.room_id) }),
 })
 
-export const inviteToRoom = defineCommand({
-  name: 'invite_to_room',
-  summary: 'Add a user to a room (owner, moderators)',
-  description: 'The user becomes a member; every member, the new one included, gets `member_joined`.',
-  tags,
-  authenticated,
-  body: RoomMemberBody,
-  reply: Empty,
-  errors: [403, 404],
-  run: async ({ app, session }, body) => {
-    await app.services.rooms.invite(session.userId, body.room_id, body.uid)
-    return {}
+export const inviteToRoom = memberCommand(
+  {
+    name: 'invite_to_room',
+    summary: 'Add a user to a room (owner, moderators)',
+    description:
+      'The user becomes a member; every member, the new one included, gets `member_joined`.',
+    errors: [403, 404],
   },
-})
+  (rooms, actorId, roomId, uid) => rooms.invite(actorId, roomId, uid),
+)
 
 export const leaveRoom = defineCommand({
   name: 'leave_room',
@@ -171,49 +186,36 @@ export const setRole = defineCommand({
   },
 })
 
-export const banMember = defineCommand({
-  name: 'ban_member',
-  summary: 'Ban a user from a room (owner, moderators)',
-  description:
-    'At once: they leave, cannot rejoin, read or send, and get no more of the room\'s events. Every member and the banned user get ' +
-    '`member_banned`. Moderators cannot ban moderators or the owner.',
-  tags,
-  authenticated,
-  body: RoomMemberBody,
-  reply: Empty,
-  errors: [403, 404],
-  run: async ({ app, session }, body) => {
-    await app.services.rooms.ban(session.userId, body.room_id, body.uid)
-    return {}
+export const banMember = memberCommand(
+  {
+    name: 'ban_member',
+    summary: 'Ban a user from a room (owner, moderators)',
+    description:
+      "At once: they leave, cannot rejoin, read or send, and get no more of the room's events. Every member and the banned user get " +
+      '`member_banned`. Moderators cannot ban moderators or the owner.',
+    errors: [403, 404],
   },
-})
+  (rooms, actorId, roomId, uid) => rooms.ban(actorId, roomId, uid),
+)
 
-export const unbanMember = defineCommand({
-  name: 'unban_member',
-  summary: 'Lift a ban (owner, moderators)',
-  description: 'The user may join (or be invited) again; every member and the user get `member_unbanned`.',
-  tags,
-  authenticated,
-  body: RoomMemberBody,
-  reply: Empty,
-  errors: [403, 404, 409],
-  run: async ({ app, session }, body) => {
-    await app.services.rooms.unban(session.userId, body.room_id, body.uid)
-    return {}
+export const unbanMember = memberCommand(
+  {
+    name: 'unban_member',
+    summary: 'Lift a ban (owner, moderators)',
+    description:
+      'The user may join (or be invited) again; every member and the user get `member_unbanned`.',
+    errors: [403, 404, 409],
   },
-})
+  (rooms, actorId, roomId, uid) => rooms.unban(actorId, roomId, uid),
+)
 
-export const kickMember = defineCommand({
-  name: 'kick_member',
-  summary: 'Remove a member from a room (owner, moderators)',
-  description: 'They may rejoin a public room. Every member and the removed user get `member_kicked`.',
-  tags,
-  authenticated,
-  body: RoomMemberBody,
-  reply: Empty,
-  errors: [403, 404],
-  run: async ({ app, session }, body) => {
-    await app.services.rooms.kick(session.userId, body.room_id, body.uid)
-    return {}
+export const kickMember = memberCommand(
+  {
+    name: 'kick_member',
+    summary: 'Remove a member from a room (owner, moderators)',
+    description:
+      'They may rejoin a public room. Every member and the removed user get `member_kicked`.',
+    errors: [403, 404],
   },
-})
+  (rooms, actorId, roomId, uid) => rooms.kick(actorId, roomId, uid),
+)
