@@ -3,7 +3,7 @@
 // number of concurrent writers and whatever order their transactions commit in.
 import t from 'tap'
 import type { Knex } from 'knex'
-import { build, call, poll, signUp, befriend, type TestSession } from './helper.js'
+import { drain, sleep, build, call, poll, signUp, befriend, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
 import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
@@ -17,17 +17,7 @@ interface Msg {
   text: string
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls with timeout 0 until an empty reply; returns the cursor to start from. */
-async function drain(app: App, session: TestSession, cursor = 0): Promise<number> {
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) return reply.cursor
-    cursor = reply.cursor
-  }
-  throw new Error('log never drained')
-}
 
 /** Polls on from `cursor` (timeout 0) until an empty reply; every reply kept. */
 async function collect(app: App, session: TestSession, cursor: number) {

@@ -116,3 +116,15 @@ export async function poll(app: App, session: TestSession, cursor: number, timeo
   if (response.status !== 200) throw new Error(`update_data failed: ${response.status} ${JSON.stringify(response.body)}`)
   return response.body as { cursor: number; server_time: number; msg_array: Json[]; events_array: Json[] }
 }
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls with timeout 0 until an empty reply; returns the cursor at the end of the log. */
+export async function drain(app: App, session: TestSession, cursor = 0): Promise<number> {
+  for (let i = 0; i < 1000; i++) {
+    const reply = await poll(app, session, cursor, 0)
+    if (reply.msg_array.length === 0 && reply.events_array.length === 0) return reply.cursor
+    cursor = reply.cursor
+  }
+  throw new Error('log never drained')
+}

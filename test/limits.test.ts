@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { createKnex } from '../src/database.js'
-import { befriend, build, call, poll, signUp, type TestSession } from './helper.js'
+import { drain, sleep, befriend, build, call, poll, signUp, type TestSession } from './helper.js'
 
 type Json = Record<string, unknown>
 
@@ -42,7 +42,6 @@ function isError(t: Test, reply: { status: number; headers: Json; body: unknown 
   t.same(Object.keys((reply.body ?? {}) as Json).sort(), ['error', 'message'], `${what}: only error and message`)
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Waits until `condition` holds (polled every 10 ms), failing after `ms`. */
 async function waitFor(condition: () => boolean, ms = 5000, what = 'condition') {
@@ -53,14 +52,6 @@ async function waitFor(condition: () => boolean, ms = 5000, what = 'condition') 
   }
 }
 
-/** Polls with timeout 0 until nothing is left; returns the cursor at the end of the log. */
-async function drain(app: App, session: TestSession, cursor = 0): Promise<number> {
-  for (;;) {
-    const reply = await poll(app, session, cursor)
-    if (reply.msg_array.length + reply.events_array.length === 0) return reply.cursor
-    cursor = reply.cursor
-  }
-}
 
 /** A second session of the same user. */
 async function login(app: App, user: TestSession, password = 'secret1'): Promise<TestSession> {

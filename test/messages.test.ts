@@ -3,7 +3,7 @@
 // gets; history pages (also while messages keep arriving); search; read markers and
 // unread counts; the dialogs list; message kinds; and the wiki dialect of these commands.
 import t, { type Test } from 'tap'
-import { build, call, wiki, signUp, befriend, poll, type TestSession } from './helper.js'
+import { drain, sleep, build, call, wiki, signUp, befriend, poll, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
 
 interface Msg {
@@ -32,7 +32,6 @@ interface Dialog {
 type Item = Record<string, unknown>
 type Target = { to_uid: number } | { room_id: number }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const NO_SUCH_USER = 9_999_999
 
 /** A command that must succeed: its body, or a thrown error naming what went wrong. */
@@ -65,15 +64,6 @@ async function createRoom(app: App, owner: TestSession, members: TestSession[], 
   return roomId
 }
 
-/** Polls (timeout 0) until an empty reply; the cursor to read what comes next from. */
-async function drain(app: App, who: TestSession, cursor = 0): Promise<number> {
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, who, cursor)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) return reply.cursor
-    cursor = reply.cursor
-  }
-  throw new Error('log never drained')
-}
 
 /** Everything in the log after `cursor`. */
 async function collect(app: App, who: TestSession, cursor: number) {

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, poll, signUp, type TestSession } from './helper.js'
+import { sleep, befriend, build, call, poll, signUp, type TestSession } from './helper.js'
 
 interface Msg {
   msg_id: number
@@ -26,7 +26,6 @@ interface Msg {
 
 type Json = Record<string, unknown>
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** `count` users inserted directly, each with a live session and a signed token. */
 async function insertUsers(app: App, count: number, prefix: string): Promise<TestSession[]> {

@@ -5,23 +5,13 @@
 // a long-poll already held; and the same commands through the wiki dialect.
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { build, call, poll, signUp, wiki, type TestSession } from './helper.js'
+import { drain, sleep, build, call, poll, signUp, wiki, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 type Reply = Awaited<ReturnType<typeof call>>
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls with timeout 0 until an empty reply; returns the cursor to start from. */
-async function drain(app: App, session: TestSession, cursor = 0): Promise<number> {
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) return reply.cursor
-    cursor = reply.cursor
-  }
-  throw new Error('log never drained')
-}
 
 /** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
 async function collect(app: App, session: TestSession, cursor: number) {

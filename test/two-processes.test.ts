@@ -8,7 +8,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { createTestSchema, TEST_JWT_SECRET, testDatabaseUrl, uniqueLogin } from './helper.js'
+import { sleep, createTestSchema, TEST_JWT_SECRET, testDatabaseUrl, uniqueLogin } from './helper.js'
 import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const PROJECT_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)))
@@ -146,7 +146,6 @@ async function currentCursor(server: ServerProcess, session: Session): Promise<n
   return reply.body.cursor
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Starts a poll and reports whether it has been answered yet. */
 function holdPoll(server: ServerProcess, body: Json, token: string) {

@@ -136,7 +136,7 @@ export async function advanceMark(db: Knex, userId: number, conversation: Conver
   )
 }
 
-/** The newest message id of the conversation (0 when empty), deleted or not. */
+/** The newest id among the conversation's messages that are not deleted (0 when none). */
 export async function lastMessageId(db: Knex, userId: number, conversation: Conversation): Promise<number> {
   const row = await visible(db, userId, conversation, 0).clearSelect().max('m.id as id').first()
   return row?.id ?? 0

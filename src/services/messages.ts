@@ -191,13 +191,13 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     },
 
     async markRead(userId: number, conversation: Conversation, msgId: number) {
-      await readableMarks(userId, conversation)
+      const marks = await readableMarks(userId, conversation)
       // Ids are global: a marker past the conversation's newest message would silently
       // mark messages still to come as read.
-      const newest = await lastMessageId(db, userId, conversation)
-      await advanceMark(db, userId, conversation, 'read_through', Math.min(msgId, newest))
-      const marks = await readableMarks(userId, conversation)
-      return { unread: await unreadCount(db, userId, conversation, Math.max(marks.read_through, marks.cleared_through)) }
+      const readThrough = Math.min(msgId, await lastMessageId(db, userId, conversation))
+      await advanceMark(db, userId, conversation, 'read_through', readThrough)
+      const through = Math.max(marks.read_through, readThrough, marks.cleared_through)
+      return { unread: await unreadCount(db, userId, conversation, through) }
     },
 
     /** My conversations, newest activity first, each with its last message and unread count. */
