@@ -3,6 +3,7 @@
 import type { Knex } from 'knex'
 import * as core from './001_core.js'
 import * as rooms from './002_rooms.js'
+import * as accounts from './003_accounts.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -12,6 +13,7 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '001_core': core,
   '002_rooms': rooms,
+  '003_accounts': accounts,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,7 +2,10 @@
 // OpenAPI document), the wiki dialect on POST /, and the REST look-up GET /get_user.
 import type { FastifyInstance } from 'fastify'
 import { commandNames, errorResponses, runCommand, type Command } from './command.js'
-import { authorization, getData, logout, registration } from './accounts.js'
+import * as accounts from './accounts.js'
+import * as profiles from './profiles.js'
+import * as keys from './keys.js'
+import { getPresence } from './presence.js'
 import { addContactReply, addContactRequest, delContact } from './contacts.js'
 import { clearHistory, deleteMsg, editMsg, getDialogs, getHistory, markRead, searchMsgs, sendMsg } from './messages.js'
 import * as rooms from './rooms.js'
@@ -11,10 +14,10 @@ import { getUser } from './users.js'
 import { wikiRoute } from './wiki.js'
 
 export const COMMANDS: Command[] = [
-  registration,
-  authorization,
-  logout,
-  getData,
+  accounts.registration,
+  accounts.authorization,
+  accounts.logout,
+  accounts.getData,
   addContactRequest,
   addContactReply,
   delContact,
@@ -42,6 +45,20 @@ export const COMMANDS: Command[] = [
   rooms.banMember,
   rooms.unbanMember,
   rooms.kickMember,
+  accounts.verify,
+  accounts.resendCode,
+  accounts.renewToken,
+  accounts.listSessions,
+  accounts.logoutSession,
+  accounts.logoutAll,
+  accounts.changePassword,
+  profiles.whoami,
+  profiles.updateProfile,
+  profiles.listUsers,
+  getPresence,
+  keys.publishKey,
+  keys.deleteKey,
+  keys.getKeys,
 ]
 
 export default async function routes(app: FastifyInstance) {

@@ -38,6 +38,7 @@ export const sendMsg = defineCommand({
       text: body.msg,
       kind: body.kind as 'text' | 'sticker' | undefined,
       clientMsgId: body.client_msg_id,
+      ciphertexts: body.ciphertexts,
     }),
 })
 

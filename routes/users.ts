@@ -1,4 +1,5 @@
-// GET /get_user?id=<uid>: the public look-up of a user (PROTOCOL A.7). Needs a session.
+// GET /get_user?id=<uid>: the public look-up of a user (PROTOCOL A.7): `uid` and
+// `username` as the wiki has them, plus the public profile. Needs a session.
 import type { FastifyInstance } from 'fastify'
 import { UserQuery, UserReply } from '../src/schemas/accounts.js'
 import { errorResponses } from './command.js'
@@ -17,6 +18,6 @@ export async function getUser(app: FastifyInstance) {
       },
       preHandler: (request) => app.authenticate(request),
     },
-    async (request) => ({ user: await app.services.accounts.publicUser((request.query as { id: number }).id) }),
+    async (request) => ({ user: await app.services.profiles.publicProfile((request.query as { id: number }).id) }),
   )
 }

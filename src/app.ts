@@ -12,20 +12,35 @@ import eventHub from './plugins/event-hub.js'
 import auth from './plugins/auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import openapi from './plugins/openapi.js'
+import mailer from './plugins/mailer.js'
 import services from './plugins/services.js'
+import { systemClock, type Clock } from './clock.js'
 import routes from '../routes/index.js'
 
 // Never log credentials, wherever they appear.
-export const REDACTED_PATHS = ['req.headers.authorization', 'req.body.password', 'req.body.session.token']
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.body.password',
+  'req.body.old_password',
+  'req.body.new_password',
+  'req.body.code',
+  'req.body.session.token',
+]
 
-export async function buildApp(config: Config, options: FastifyServerOptions = {}) {
+export interface AppOptions {
+  /** The time the product's rules read; tests pass a ManualClock. */
+  clock?: Clock
+  fastify?: FastifyServerOptions
+}
+
+export async function buildApp(config: Config, options: AppOptions = {}) {
   const app = Fastify({
     logger: { level: config.logLevel, redact: REDACTED_PATHS },
     bodyLimit: config.bodyLimitBytes,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     // Long-polls are held up to POLL_MAX_SECONDS; leave the request timer well above it.
     requestTimeout: (config.pollMaxSeconds + 30) * 1000,
-    ...options,
+    ...options.fastify,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(createValidatorCompiler())
@@ -38,7 +53,8 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(database)
   await app.register(eventHub)
   await app.register(auth)
-  await app.register(services)
+  await app.register(mailer)
+  await app.register(services, { clock: options.clock ?? systemClock })
   await app.register(openapi)
   await app.register(routes)
   return app

@@ -30,6 +30,22 @@ export const DEFAULTS = {
   KEEP_ALIVE_TIMEOUT_MS: 76_000,
   /** On SIGTERM, the process exits after at most this long. */
   SHUTDOWN_GRACE_MS: 10_000,
+  /** Registration sends a one-time code by e-mail; login waits for `verify`. */
+  REQUIRE_EMAIL_VERIFICATION: false,
+  /** Sender address of the product's mails. */
+  MAIL_FROM: 'messenger@localhost',
+  /** A one-time e-mail code expires after this long, and dies after this many wrong tries. */
+  EMAIL_CODE_TTL_SECONDS: 600,
+  EMAIL_CODE_MAX_ATTEMPTS: 5,
+  /** Codes can be re-sent at most once per interval, and this many times per hour. */
+  EMAIL_RESEND_INTERVAL_SECONDS: 60,
+  EMAIL_MAX_SENDS_PER_HOUR: 5,
+  /** A user is online while polling and for this long after the last poll ended. */
+  PRESENCE_GRACE_SECONDS: 60,
+  /** How often each process records its pollers as seen and turns silent users offline. */
+  PRESENCE_SWEEP_SECONDS: 10,
+  /** Public keys a user may publish. */
+  MAX_PUBLIC_KEYS: 10,
 } as const
 
 const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -55,6 +71,17 @@ export const ConfigSchema = Type.Object({
   maxHeldPollsPerUser: Type.Integer({ minimum: 1 }),
   keepAliveTimeoutMs: Type.Integer({ minimum: 0 }),
   shutdownGraceMs: Type.Integer({ minimum: 0 }),
+  requireEmailVerification: Type.Boolean(),
+  /** Unset: mails are written to DATA_DIR/outbox instead of sent. */
+  smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  mailFrom: Type.String({ minLength: 3 }),
+  emailCodeTtlSeconds: Type.Integer({ minimum: 1 }),
+  emailCodeMaxAttempts: Type.Integer({ minimum: 1 }),
+  emailResendIntervalSeconds: Type.Integer({ minimum: 0 }),
+  emailMaxSendsPerHour: Type.Integer({ minimum: 1 }),
+  presenceGraceSeconds: Type.Integer({ minimum: 1 }),
+  presenceSweepSeconds: Type.Number({ exclusiveMinimum: 0 }),
+  maxPublicKeys: Type.Integer({ minimum: 1 }),
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -69,6 +96,14 @@ function integer(env: Env, name: keyof typeof DEFAULTS): number {
   if (raw === undefined || raw === '') return DEFAULTS[name] as number
   if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
   return Number(raw)
+}
+
+function flag(env: Env, name: keyof typeof DEFAULTS): boolean {
+  const raw = env[name]?.trim().toLowerCase()
+  if (raw === undefined || raw === '') return DEFAULTS[name] as boolean
+  if (['true', '1', 'yes'].includes(raw)) return true
+  if (['false', '0', 'no'].includes(raw)) return false
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`)
 }
 
 function text(env: Env, name: keyof typeof DEFAULTS): string {
@@ -101,6 +136,16 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     maxHeldPollsPerUser: integer(env, 'MAX_HELD_POLLS_PER_USER'),
     keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS'),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS'),
+    requireEmailVerification: flag(env, 'REQUIRE_EMAIL_VERIFICATION'),
+    smtpUrl: env.SMTP_URL || undefined,
+    mailFrom: text(env, 'MAIL_FROM'),
+    emailCodeTtlSeconds: integer(env, 'EMAIL_CODE_TTL_SECONDS'),
+    emailCodeMaxAttempts: integer(env, 'EMAIL_CODE_MAX_ATTEMPTS'),
+    emailResendIntervalSeconds: integer(env, 'EMAIL_RESEND_INTERVAL_SECONDS'),
+    emailMaxSendsPerHour: integer(env, 'EMAIL_MAX_SENDS_PER_HOUR'),
+    presenceGraceSeconds: integer(env, 'PRESENCE_GRACE_SECONDS'),
+    presenceSweepSeconds: integer(env, 'PRESENCE_SWEEP_SECONDS'),
+    maxPublicKeys: integer(env, 'MAX_PUBLIC_KEYS'),
   }
   return validateConfig(config)
 }

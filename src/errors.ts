@@ -10,6 +10,11 @@ export const NotFound = createError('not_found', '%s', 404)
 export const LoginTaken = createError('login_taken', 'Login already exists', 409)
 export const AlreadyContact = createError('already_contact', 'Already your contact', 409)
 export const InvalidState = createError('invalid_state', '%s', 409)
+export const EmailTaken = createError('email_taken', 'E-mail address already in use', 409)
+export const EmailUnverified = createError('email_unverified', 'Verify your e-mail address first (see verify and resend_code)', 403)
+export const InvalidCode = createError('invalid_code', '%s', 400)
+export const CodeExpired = createError('code_expired', 'The code has expired; request a new one with resend_code', 400)
+export const TooManyAttempts = createError('too_many_attempts', 'Too many wrong codes; request a new one with resend_code', 400)
 export const RateLimited = createError('rate_limited', '%s', 429)
 export const Unavailable = createError('unavailable', '%s', 503)
 
@@ -23,6 +28,11 @@ export const ERROR_CODES = [
   'login_taken',
   'already_contact',
   'invalid_state',
+  'email_taken',
+  'email_unverified',
+  'invalid_code',
+  'code_expired',
+  'too_many_attempts',
   'payload_too_large',
   'unsupported_media_type',
   'rate_limited',
@@ -30,3 +40,8 @@ export const ERROR_CODES = [
   'unavailable',
 ] as const
 export type ErrorCode = (typeof ERROR_CODES)[number]
+
+/** A 429 that tells the client when to come back (sent as Retry-After, in seconds). */
+export function rateLimited(message: string, retryAfterSeconds: number): Error {
+  return Object.assign(new RateLimited(message), { retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)) })
+}

@@ -117,6 +117,11 @@ export class EventHub {
     if (set.size === 0) this.byUser.delete(waiter.userId)
   }
 
+  /** The users with at least one poll held in this process. */
+  heldUserIds(): IterableIterator<number> {
+    return this.byUser.keys()
+  }
+
   wakeUser(userId: number): void {
     for (const waiter of this.byUser.get(userId) ?? []) waiter.wake('event')
   }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { buildApp, type App } from '../src/app.js'
+import type { Clock } from '../src/clock.js'
 import { defaultConfig, type Config } from '../src/config.js'
 import { createKnex, migrate } from '../src/database.js'
 
@@ -46,10 +47,13 @@ export function testConfig(database: TestDatabase, overrides: Partial<Config> = 
   })
 }
 
-/** A real app on its own schema; closed at the end of `t`. */
-export async function build(t: Test, overrides: Partial<Config> = {}, database?: TestDatabase): Promise<App> {
+/**
+ * A real app on its own schema (or on `database`, shared with other apps of the test);
+ * closed at the end of `t`. Pass a ManualClock to control the time the rules read.
+ */
+export async function build(t: Test, overrides: Partial<Config> = {}, database?: TestDatabase, clock?: Clock): Promise<App> {
   const db = database ?? (await createTestSchema(t))
-  const app = await buildApp(testConfig(db, overrides))
+  const app = await buildApp(testConfig(db, overrides), { clock })
   t.teardown(() => app.close())
   await app.ready()
   return app

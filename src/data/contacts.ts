@@ -29,3 +29,9 @@ export async function listContacts(db: Knex, ownerId: number): Promise<{ friend_
     .where('c.owner_id', ownerId)
     .orderBy('u.login')
 }
+
+/** The users `userId` is friends with (status 1 both ways). */
+export async function friendIds(db: Knex, userId: number): Promise<number[]> {
+  const rows: { other_id: number }[] = await db('contacts').select('other_id').where({ owner_id: userId, status: ContactStatus.friends })
+  return rows.map((row) => row.other_id)
+}

@@ -29,6 +29,7 @@ export interface LogEntry {
   kind: MessageKind | null
   edited_at: number | null
   deleted: boolean | null
+  ciphertext: string | null
 }
 
 /** The LISTEN/NOTIFY channel of a schema's event log. */
@@ -36,9 +37,9 @@ export function eventChannel(schema: string): string {
   return `${schema}_events`
 }
 
-// A NOTIFY payload holds at most 8000 bytes: wake-ups name users in chunks (400 ids of
+// A NOTIFY payload holds at most 8000 bytes: wake-ups name users (or sessions) in chunks (400 ids of
 // up to 16 digits and a comma fit).
-const USERS_PER_NOTIFY = 400
+const IDS_PER_NOTIFY = 400
 
 /**
  * Appends one event to the log of each of `userIds` (a direct message: one user; a room
@@ -64,7 +65,7 @@ export async function appendEvents(trx: Knex.Transaction, channel: string, userI
        RETURNING user_id
      )
      SELECT pg_notify(:channel, 'u:' || string_agg(user_id::text, ','))
-       FROM (SELECT user_id, row_number() OVER () / ${USERS_PER_NOTIFY} AS chunk FROM appended) numbered
+       FROM (SELECT user_id, row_number() OVER () / ${IDS_PER_NOTIFY} AS chunk FROM appended) numbered
       GROUP BY chunk`,
     {
       userIds,
@@ -82,7 +83,8 @@ export async function readLog(db: Knex, userId: number, after: number, limit: nu
   const { rows } = await db.raw(
     `SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
             m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
-            floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted
+            floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted,
+            m.ciphertexts ->> e.user_id::text AS ciphertext
        FROM events e
        JOIN users a ON a.id = e.actor_id
        LEFT JOIN messages m ON m.id = e.message_id
@@ -94,6 +96,9 @@ export async function readLog(db: Knex, userId: number, after: number, limit: nu
   return rows
 }
 
-export async function notifySessionRevoked(db: Knex, channel: string, sessionId: number): Promise<void> {
-  await db.raw('SELECT pg_notify(?, ?)', [channel, `r:${sessionId}`])
+/** Ends the held polls of these sessions on every process (delivered at commit). */
+export async function notifySessionsRevoked(db: Knex, channel: string, sessionIds: number[]): Promise<void> {
+  for (let i = 0; i < sessionIds.length; i += IDS_PER_NOTIFY) {
+    await db.raw('SELECT pg_notify(?, ?)', [channel, `r:${sessionIds.slice(i, i + IDS_PER_NOTIFY).join(',')}`])
+  }
 }

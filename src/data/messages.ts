@@ -22,8 +22,8 @@ export interface MessageRow {
 
 const SECONDS = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
 
-/** The shape every API reply uses for a message. */
-export function messageColumns(db: Knex) {
+/** The shape every API reply uses for a message, as `viewerId` sees it (their own ciphertext only). */
+export function messageColumns(db: Knex, viewerId: number) {
   return [
     'm.id as msg_id',
     'm.sender_id as sender_uid',
@@ -34,6 +34,7 @@ export function messageColumns(db: Knex) {
     'm.room_id',
     'm.recipient_id as to_uid',
     db.raw(`${SECONDS('m.edited_at')} AS edited_at`),
+    db.raw('m.ciphertexts ->> ?::text AS ciphertext', [viewerId]),
   ]
 }
 
@@ -43,7 +44,16 @@ export function messageColumns(db: Knex) {
  */
 export async function insertMessage(
   db: Knex,
-  message: { senderId: number; recipientId?: number; roomId?: number; text: string; kind?: MessageKind; clientMsgId?: string },
+  message: {
+    senderId: number
+    recipientId?: number
+    roomId?: number
+    text: string
+    kind?: MessageKind
+    clientMsgId?: string
+    /** Opaque ciphertext per recipient uid. */
+    ciphertexts?: Record<string, string>
+  },
 ): Promise<StoredMessage | undefined> {
   const rows = await db('messages')
     .insert({
@@ -53,6 +63,7 @@ export async function insertMessage(
       text: message.text,
       kind: message.kind ?? 'text',
       client_msg_id: message.clientMsgId ?? null,
+      ciphertexts: message.ciphertexts ? JSON.stringify(message.ciphertexts) : null,
     })
     .onConflict(['sender_id', 'client_msg_id'])
     .ignore()
@@ -95,7 +106,7 @@ export interface Page {
 
 /** One page of history, oldest first. Without `after` the page ends at `before` (or the newest). */
 export async function historyPage(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, page: Page) {
-  const query = visible(db, userId, conversation, clearedThrough).select(messageColumns(db))
+  const query = visible(db, userId, conversation, clearedThrough).select(messageColumns(db, userId))
   if (page.before !== undefined) query.andWhere('m.id', '<', page.before)
   if (page.after !== undefined) query.andWhere('m.id', '>', page.after)
   // Walking forward from `after`: the oldest first. Otherwise the newest page, reversed.
@@ -111,7 +122,7 @@ export async function historyPage(db: Knex, userId: number, conversation: Conver
 export async function searchMessages(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, words: string[], before: number | undefined, count: number) {
   const tsquery = words.map((w) => `${w}:*`).join(' & ')
   const query = visible(db, userId, conversation, clearedThrough)
-    .select(messageColumns(db))
+    .select(messageColumns(db, userId))
     .andWhereRaw("m.search @@ to_tsquery('simple', ?)", [tsquery])
     .orderBy('m.id', 'desc')
     .limit(count)
@@ -193,7 +204,8 @@ export async function dialogPage(db: Knex, userId: number, offset: number, count
             (SELECT json_build_object(
                       'msg_id', l.id, 'sender_uid', l.sender_id, 'sender_login', u.login,
                       'time', floor(extract(epoch FROM l.created_at))::int8, 'text', l.text, 'kind', l.kind,
-                      'room_id', l.room_id, 'to_uid', l.recipient_id, 'edited_at', floor(extract(epoch FROM l.edited_at))::int8)
+                      'room_id', l.room_id, 'to_uid', l.recipient_id, 'edited_at', floor(extract(epoch FROM l.edited_at))::int8,
+                      'ciphertext', l.ciphertexts ->> (:me)::text)
                FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) l
                JOIN users u ON u.id = l.sender_id) AS last_message,
             (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread

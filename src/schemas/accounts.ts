@@ -1,9 +1,28 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, Login, Password } from './common.js'
+import { CommandBody, Id, Login, Password, UnixSeconds } from './common.js'
 
-export const Credentials = CommandBody({ login: Login, password: Password })
+/** Profile limits. */
+export const NAME_MAX_CHARS = 64
+export const DESCRIPTION_MAX_CHARS = 500
 
-export const RegistrationReply = Type.Object({ uid: Id('The new user id.') })
+export const Email = Type.String({ format: 'email', maxLength: 254, description: 'An e-mail address; unique regardless of case.' })
+
+/** Commands that name an account take `login` or `email`, exactly one. */
+const AccountRef = {
+  login: Type.Optional(Login),
+  email: Type.Optional(Email),
+}
+
+export const RegistrationBody = CommandBody(
+  { login: Login, password: Password, email: Type.Optional(Email) },
+  'With REQUIRE_EMAIL_VERIFICATION, `email` is required and a one-time code is mailed to it.',
+)
+export const RegistrationReply = Type.Object({
+  uid: Id('The new user id.'),
+  verification_required: Type.Boolean({ description: 'True when login waits for `verify` with the mailed code.' }),
+})
+
+export const AuthorizationBody = CommandBody({ ...AccountRef, password: Password }, 'Name the account by `login` or by `email`.')
 
 export const Session = Type.Object({
   uid: Id('The user id.'),
@@ -17,8 +36,29 @@ export const AuthorizationReply = Type.Object({
   cursor: Type.Integer({ minimum: 0, description: 'The current end of the user\'s event log: a new device polls from here.' }),
 })
 
+export const VerifyBody = CommandBody({ ...AccountRef, code: Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code from the mail.' }) })
+export const VerifyReply = Type.Object({ uid: Id('The verified account.') })
+export const ResendCodeBody = CommandBody(AccountRef, 'Answers `{}` whether or not the account exists or waits for a code.')
+
 export const LogoutBody = CommandBody({})
 export const GetDataBody = CommandBody({})
+export const RenewTokenBody = CommandBody({})
+export const RenewTokenReply = Type.Object({ session: Session })
+
+export const SessionInfo = Type.Object({
+  session_key: Id('The session id.'),
+  created_at: UnixSeconds('When it was opened.'),
+  expires_at: UnixSeconds('When its token stops working unless renewed.'),
+  current: Type.Boolean({ description: 'The session of this request.' }),
+})
+export const ListSessionsBody = CommandBody({})
+export const ListSessionsReply = Type.Object({ sessions: Type.Array(SessionInfo, { description: 'Live sessions, oldest first.' }) })
+export const LogoutSessionBody = CommandBody({ session_key: Id('One of your sessions.') })
+export const LogoutAllBody = CommandBody({
+  keep_current: Type.Optional(Type.Boolean({ description: 'Keep the session of this request; default false (it ends too).' })),
+})
+export const LogoutAllReply = Type.Object({ ended: Type.Integer({ minimum: 0, description: 'Sessions ended.' }) })
+export const ChangePasswordBody = CommandBody({ old_password: Password, new_password: Password }, 'Every other session ends.')
 
 export const ContactEntry = Type.Object({
   friend_login: Type.String(),
@@ -31,7 +71,38 @@ export const GetDataReply = Type.Object({
   settings: Type.Array(Type.Unknown()),
 })
 
-export const UserQuery = Type.Object({ id: Id('The user id.') })
-export const UserReply = Type.Object({
-  user: Type.Object({ uid: Id('The user id.'), username: Type.String({ description: 'The login.' }) }),
+const publicProfileFields = {
+  uid: Id('The user id.'),
+  username: Type.String({ description: 'The login.' }),
+  name: Type.String({ description: 'Display name (may be empty).' }),
+  description: Type.String({ description: 'About the user (may be empty).' }),
+}
+export const PublicProfile = Type.Object(publicProfileFields, { description: 'What every signed-in user may see.' })
+export const OwnProfile = Type.Object(
+  {
+    ...publicProfileFields,
+    email: Type.Union([Type.String(), Type.Null()], { description: 'Shown to its owner only.' }),
+    email_verified: Type.Boolean(),
+  },
+  { description: 'Your own profile.' },
+)
+
+export const WhoamiBody = CommandBody({})
+export const OwnProfileReply = Type.Object({ user: OwnProfile })
+export const UpdateProfileBody = CommandBody({
+  name: Type.Optional(Type.String({ maxLength: NAME_MAX_CHARS, description: `Display name, at most ${NAME_MAX_CHARS} characters.` })),
+  description: Type.Optional(Type.String({ maxLength: DESCRIPTION_MAX_CHARS, description: `At most ${DESCRIPTION_MAX_CHARS} characters.` })),
 })
+
+export const ListUsersBody = CommandBody({
+  query: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only users whose login or display name starts with this (any case).' })),
+  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The `next` of the previous page.' })),
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'At most 100; default 50.' })),
+})
+export const ListUsersReply = Type.Object({
+  users: Type.Array(PublicProfile, { description: 'By user id.' }),
+  next: Type.Union([Id('Pass as `after` for the next page.'), Type.Null()], { description: 'Null on the last page.' }),
+})
+
+export const UserQuery = Type.Object({ id: Id('The user id.') })
+export const UserReply = Type.Object({ user: PublicProfile })

@@ -7,6 +7,20 @@ export const MessageKind = Type.Enum(['text', 'sticker', 'file'], { description:
 // only bounds what is parsed at all.
 const MessageText = Type.String({ minLength: 1, maxLength: 65536, description: 'The text (at most MAX_MESSAGE_CHARS characters, 4096 by default).' })
 
+/** End-to-end encryption: the server stores these and hands each recipient its own entry, never reading them. */
+export const MAX_CIPHERTEXT_CHARS = 65536
+export const Ciphertexts = Type.Record(
+  Type.String({ pattern: '^[1-9][0-9]{0,15}$' }),
+  Type.String({ maxLength: MAX_CIPHERTEXT_CHARS }),
+  {
+    maxProperties: 1000,
+    additionalProperties: false,
+    description:
+      'Opaque ciphertext per recipient: `{"<uid>": "<base64>"}` (at most 1000 entries of 64 KiB). Each reader gets its own entry as ' +
+      '`ciphertext`; `msg` then carries a placeholder for clients without the key. Direct messages may name only their two users.',
+  },
+)
+
 /** A conversation: with a user (`to_uid`) or in a room (`room_id`), exactly one of them. */
 const ConversationTarget = {
   to_uid: Type.Optional(Id('The other user of a direct conversation.')),
@@ -21,6 +35,7 @@ export const SendMsgBody = CommandBody(
     client_msg_id: Type.Optional(
       Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' }),
     ),
+    ciphertexts: Type.Optional(Ciphertexts),
   },
   'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).',
 )
@@ -40,6 +55,7 @@ export const Message = Type.Object({
   room_id: Type.Union([Id('The room, for room messages.'), Type.Null()]),
   to_uid: Type.Union([Id('The recipient, for direct messages.'), Type.Null()]),
   edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
+  ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
 })
 
 export const EditMsgBody = CommandBody({ msg_id: Id('Your message.'), msg: MessageText })

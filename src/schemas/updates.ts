@@ -26,12 +26,13 @@ export const MessageItem = Type.Object({
   kind: Type.Optional(MessageKind),
   room_id: Type.Optional(Id('Set for room messages.')),
   edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
+  ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
 })
 
 export const EventItem = Type.Object(
   {
     eid: Id('The event id.'),
-    type: Type.String({ description: '`contact_request`, `contact_accepted`, `contact_denied`, `contact_cancelled`, `contact_deleted`, `message_edited`, `message_deleted`, `history_cleared`, `member_joined`, `member_left`, `member_kicked`, `member_banned`, `member_unbanned`, `role_changed`, `room_renamed`, `room_described`, `room_deleted`' }),
+    type: Type.String({ description: '`contact_request`, `contact_accepted`, `contact_denied`, `contact_cancelled`, `contact_deleted`, `message_edited`, `message_deleted`, `history_cleared`, `member_joined`, `member_left`, `member_kicked`, `member_banned`, `member_unbanned`, `role_changed`, `room_renamed`, `room_described`, `room_deleted`, `presence` (`online`, `last_seen`), `key_changed` (`key_id`, `action`: `published` or `deleted`)' }),
     ruid: Id('The user who caused the event.'),
     text: Type.String({ description: 'The login of `ruid`.' }),
     time: UnixSeconds('When it happened.'),

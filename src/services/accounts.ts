@@ -1,70 +1,129 @@
-// Accounts and sessions: registration, login, logout, the contact list.
+// Accounts and sessions: registration, login (by login or e-mail), logout of one or all
+// sessions, token renewal, password change, the contact list.
 import argon2 from 'argon2'
-import { insertUser, findUserByLogin, findUserById, getLogHead } from '../data/users.js'
-import { insertSession, revokeSession } from '../data/sessions.js'
-import { notifySessionRevoked } from '../data/events.js'
+import type { Knex } from 'knex'
+import { insertUser, findUserByLogin, findUserByEmail, findUserById, getLogHead, setPasswordHash, type UserRow } from '../data/users.js'
+import { extendSession, insertSession, revokeSession, listLiveSessions, revokeUserSession, revokeUserSessions } from '../data/sessions.js'
+import { notifySessionsRevoked } from '../data/events.js'
 import { listContacts } from '../data/contacts.js'
 import { clearLoginFailures, loginRetryAfter, recordLoginFailure } from '../data/login-failures.js'
-import { LoginTaken, NotFound, RateLimited, Unauthorized } from '../errors.js'
+import { BadRequest, EmailTaken, EmailUnverified, LoginTaken, NotFound, Unauthorized, rateLimited } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
+import type { Verification, AccountRef } from './verification.js'
 
 // OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
 const HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const
 const WRONG_CREDENTIALS = 'Wrong login or password'
 
-export function createAccounts({ db, config, channel, hub, signToken }: ServiceDeps) {
+export interface Registration {
+  login: string
+  password: string
+  email?: string
+}
+
+export function createAccounts({ db, config, channel, hub, signToken }: ServiceDeps, verification: Verification) {
   // Unknown logins are checked against this hash too, so both failures take as long.
   let dummyHash: Promise<string> | undefined
 
+  async function passwordMatches(user: UserRow | undefined, password: string): Promise<boolean> {
+    dummyHash ??= argon2.hash('not a password', HASH_OPTIONS)
+    const valid = await argon2.verify(user?.password_hash ?? (await dummyHash), password)
+    return Boolean(user) && valid
+  }
+
+  /** Revokes sessions in the database and, through NOTIFY at commit, ends their held polls everywhere. */
+  async function revokeSessions(revoke: (trx: Knex.Transaction) => Promise<number[]>): Promise<number[]> {
+    const revoked = await db.transaction(async (trx) => {
+      const ids = await revoke(trx)
+      await notifySessionsRevoked(trx, channel, ids)
+      return ids
+    })
+    for (const id of revoked) hub.revokeSession(id)
+    return revoked
+  }
+
+  async function openSession(userId: number) {
+    const sessionId = await insertSession(db, userId, config.sessionTtlSeconds)
+    const cursor = await getLogHead(db, userId)
+    return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }), cursor }
+  }
+
   return {
-    async register(login: string, password: string): Promise<number> {
+    async register({ login, password, email }: Registration): Promise<{ uid: number; verificationRequired: boolean }> {
+      if (config.requireEmailVerification && !email) throw new BadRequest('An e-mail address is required (REQUIRE_EMAIL_VERIFICATION)')
       const hash = await argon2.hash(password, HASH_OPTIONS)
+      let uid: number
       try {
-        return await insertUser(db, login, hash)
+        uid = await insertUser(db, { login, passwordHash: hash, email })
       } catch (error) {
-        if ((error as { code?: string }).code === '23505') throw new LoginTaken()
+        const { code, constraint } = error as { code?: string; constraint?: string }
+        if (code === '23505') throw constraint === 'users_email_lower_key' ? new EmailTaken() : new LoginTaken()
         throw error
       }
+      if (config.requireEmailVerification && email) await verification.sendFirstCode({ id: uid, email })
+      return { uid, verificationRequired: config.requireEmailVerification }
     },
 
-    async authorize(login: string, password: string) {
-      const loginKey = login.toLowerCase()
+    /**
+     * Opens a session. Wrong login, unknown e-mail and wrong password are one and the same
+     * 401; an account waiting for its e-mail code gets 403 only once the password matched.
+     */
+    async authorize(ref: AccountRef, password: string) {
+      const user = ref.login !== undefined ? await findUserByLogin(db, ref.login) : await findUserByEmail(db, ref.email)
+      // One failure counter per account, however it is named; per identifier when unknown.
+      const loginKey = user ? user.login.toLowerCase() : (ref.login ?? `email:${ref.email}`).toLowerCase()
       const retryAfter = await loginRetryAfter(db, loginKey, config.loginMaxFailures, config.loginFailureWindowSeconds)
-      if (retryAfter > 0) {
-        const error = new RateLimited(`Too many failed logins; try again in ${retryAfter} s`)
-        Object.assign(error, { retryAfter })
-        throw error
-      }
-      const user = await findUserByLogin(db, login)
-      dummyHash ??= argon2.hash('not a password', HASH_OPTIONS)
-      const valid = await argon2.verify(user?.password_hash ?? (await dummyHash), password)
-      if (!user || !valid) {
+      if (retryAfter > 0) throw rateLimited(`Too many failed logins; try again in ${retryAfter} s`, retryAfter)
+      if (!(await passwordMatches(user, password)) || !user) {
         await recordLoginFailure(db, loginKey, config.loginFailureWindowSeconds)
         throw new Unauthorized(WRONG_CREDENTIALS)
       }
       await clearLoginFailures(db, loginKey)
-      const sessionId = await insertSession(db, user.id, config.sessionTtlSeconds)
-      const cursor = await getLogHead(db, user.id)
-      return { uid: user.id, sessionId, token: signToken({ uid: user.id, sid: sessionId }), cursor }
+      if (config.requireEmailVerification && user.email && !user.email_verified) throw new EmailUnverified()
+      return openSession(user.id)
     },
 
-    /** Revokes the session in the database and, through NOTIFY, ends its held polls everywhere. */
+    /** A new token for the same session, which lives SESSION_TTL_SECONDS from now. */
+    async renew(userId: number, sessionId: number) {
+      if (!(await extendSession(db, sessionId, config.sessionTtlSeconds))) throw new Unauthorized('Session logged out or expired')
+      return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }) }
+    },
+
     async logout(sessionId: number): Promise<void> {
-      await db.transaction(async (trx) => {
+      await revokeSessions(async (trx) => {
         await revokeSession(trx, sessionId)
-        await notifySessionRevoked(trx, channel, sessionId)
+        return [sessionId]
       })
-      hub.revokeSession(sessionId)
+    },
+
+    /** Ends one of the user's sessions. */
+    async logoutSession(userId: number, sessionId: number): Promise<void> {
+      const revoked = await revokeSessions(async (trx) => ((await revokeUserSession(trx, userId, sessionId)) ? [sessionId] : []))
+      if (revoked.length === 0) throw new NotFound('No such live session')
+    },
+
+    /** Ends all the user's sessions, or all but `keepSessionId`; returns how many ended. */
+    async logoutAll(userId: number, keepSessionId?: number): Promise<number> {
+      return (await revokeSessions((trx) => revokeUserSessions(trx, userId, keepSessionId))).length
+    },
+
+    sessions(userId: number) {
+      return listLiveSessions(db, userId)
+    },
+
+    /** Changes the password; every other session of the user ends. */
+    async changePassword(userId: number, sessionId: number, oldPassword: string, newPassword: string): Promise<void> {
+      const user = await findUserById(db, userId)
+      if (!(await passwordMatches(user, oldPassword))) throw new Unauthorized('The current password is wrong')
+      const hash = await argon2.hash(newPassword, HASH_OPTIONS)
+      await revokeSessions(async (trx) => {
+        await setPasswordHash(trx, userId, hash)
+        return revokeUserSessions(trx, userId, sessionId)
+      })
     },
 
     contacts(userId: number) {
       return listContacts(db, userId)
-    },
-
-    async publicUser(userId: number) {
-      const user = await findUserById(db, userId)
-      if (!user) throw new NotFound('No such user')
-      return { uid: user.id, username: user.login }
     },
   }
 }

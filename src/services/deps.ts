@@ -1,6 +1,9 @@
 import type { Knex } from 'knex'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
+import type { Clock } from '../clock.js'
 import type { EventHub } from '../event-hub.js'
+import type { Mailer } from '../plugins/mailer.js'
 
 /** What every service is built from. */
 export interface ServiceDeps {
@@ -9,6 +12,9 @@ export interface ServiceDeps {
   /** The NOTIFY channel of this database schema's event log. */
   channel: string
   hub: EventHub
+  clock: Clock
+  mailer: Mailer
+  log: FastifyBaseLogger
   signToken(claims: SessionClaims): string
 }
 

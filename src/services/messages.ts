@@ -44,12 +44,17 @@ export interface OutgoingMessage {
   text: string
   kind?: MessageKind
   clientMsgId?: string
+  ciphertexts?: Record<string, string>
 }
 
 /** `{to_uid}` or `{room_id}`, exactly one. */
 export function conversationOf(target: { to_uid?: number; room_id?: number }): Conversation {
   if ((target.to_uid === undefined) === (target.room_id === undefined)) throw new BadRequest('Name the conversation with to_uid or room_id (one of them)')
   return target.room_id !== undefined ? { roomId: target.room_id } : { peerId: target.to_uid! }
+}
+
+function messageFields({ text, kind, clientMsgId, ciphertexts }: OutgoingMessage) {
+  return { text, kind, clientMsgId, ciphertexts }
 }
 
 export function createMessages({ db, config, channel }: ServiceDeps, rooms: Rooms) {
@@ -97,7 +102,10 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     if (toUid === senderId) throw new BadRequest('You cannot write to yourself')
     await lockUserPair(trx, senderId, toUid)
     if ((await getContactStatus(trx, senderId, toUid)) !== ContactStatus.friends) throw new NotFriends('You can only write to accepted contacts')
-    const inserted = await insertMessage(trx, { senderId, recipientId: toUid, text: message.text, kind: message.kind, clientMsgId: message.clientMsgId })
+    if (message.ciphertexts && Object.keys(message.ciphertexts).some((uid) => uid !== String(toUid) && uid !== String(senderId))) {
+      throw new BadRequest('ciphertexts may name only the two users of the conversation')
+    }
+    const inserted = await insertMessage(trx, { senderId, recipientId: toUid, ...messageFields(message) })
     if (!inserted) return undefined
     await touchDirectDialogs(trx, senderId, toUid, inserted.id)
     await appendEvents(trx, channel, [toUid], { actorId: senderId, type: 'message', messageId: inserted.id })
@@ -108,7 +116,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     const roomId = message.roomId!
     await rooms.inRoomLocked(trx, roomId)
     await rooms.requireMember(trx, roomId, senderId)
-    const inserted = await insertMessage(trx, { senderId, roomId, text: message.text, kind: message.kind, clientMsgId: message.clientMsgId })
+    const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
     await appendEvents(trx, channel, recipients, { actorId: senderId, type: 'message', messageId: inserted.id })

@@ -15,6 +15,7 @@ import { readLog, type LogEntry } from '../data/events.js'
 import { findLiveSessionUser } from '../data/sessions.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
+import type { Presence } from './presence.js'
 
 export interface PollRequest {
   userId: number
@@ -28,7 +29,7 @@ export interface PollRequest {
   signal: AbortSignal
 }
 
-export function createUpdates({ db, config, hub }: ServiceDeps) {
+export function createUpdates({ db, config, hub }: ServiceDeps, presence: Presence) {
   // Position updates written after a reply went out but not yet committed, per user: the
   // desktop client polls again at once on the same connection, and that poll must see them.
   const pendingAcks = new Map<number, Promise<void>>()
@@ -58,6 +59,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
           kind: entry.kind ?? 'text',
           ...(entry.room_id !== null ? { room_id: entry.room_id } : {}),
           ...(entry.edited_at !== null ? { edited_at: entry.edited_at } : {}),
+          ...(entry.ciphertext !== null ? { ciphertext: entry.ciphertext } : {}),
         })
       } else {
         events_array.push({
@@ -82,6 +84,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
       request.signal.addEventListener('abort', onGone)
       try {
         await assertSessionLive(request)
+        await presence.pollStarted(request.userId)
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
         if (request.lastTime) {
           // Never past now: a client clock in the future must not skip what is still to come.
@@ -103,6 +106,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps) {
       } finally {
         request.signal.removeEventListener('abort', onGone)
         waiter.close()
+        presence.pollEnded(request.userId)
       }
     },
 

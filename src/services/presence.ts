@@ -1,0 +1,84 @@
+// Presence, derived from polling. A user is online while a poll of theirs is held and
+// for PRESENCE_GRACE_SECONDS after the last one ended; friends get a `presence` event
+// when that changes. The grace period is the debounce: a client that reconnects within
+// it never appears offline.
+//
+// Each process records its pollers as seen: once when a poll starts (at most once per
+// PRESENCE_SWEEP_SECONDS per user), and at every sweep for the polls it holds and those
+// that ended since. The sweep, run by every process, turns offline the online users not
+// seen within the grace period. Every change happens in one transaction that locks the
+// user and the friends (id order) and re-checks the state, so of several processes only
+// one announces it, and friends' logs get the events in the order the changes committed.
+import { appendEvents } from '../data/events.js'
+import { friendIds } from '../data/contacts.js'
+import { friendsPresence, lockPresence, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
+import type { ServiceDeps } from './deps.js'
+
+export function createPresence({ db, config, channel, hub, clock, log }: ServiceDeps) {
+  const sweepMs = config.presenceSweepSeconds * 1000
+  const graceMs = config.presenceGraceSeconds * 1000
+  /** When this process last recorded each user as seen. */
+  const recordedAt = new Map<number, number>()
+  /** Users whose poll ended since the last sweep, and when. */
+  const endedAt = new Map<number, number>()
+
+  /** Flips the user's presence if it still needs flipping, and tells the friends. */
+  async function change(userId: number, online: boolean): Promise<void> {
+    await db.transaction(async (trx) => {
+      const friends = await friendIds(trx, userId)
+      const state = await lockPresence(trx, userId, friends)
+      if (!state || state.online === online) return
+      if (!online && state.lastSeenMs !== null && state.lastSeenMs >= clock.now() - graceMs) return
+      await setOnline(trx, userId, online)
+      const lastSeen = state.lastSeenMs === null ? null : Math.floor(state.lastSeenMs / 1000)
+      await appendEvents(trx, channel, friends, { type: 'presence', actorId: userId, payload: { online, last_seen: lastSeen } })
+    })
+  }
+
+  async function record(seen: Map<number, number>): Promise<void> {
+    for (const userId of await recordSeen(db, seen)) await change(userId, true)
+  }
+
+  return {
+    /** A poll of the user started: records them seen, and online if they were not. */
+    async pollStarted(userId: number): Promise<void> {
+      const now = clock.now()
+      const last = recordedAt.get(userId)
+      if (last !== undefined && now - last < sweepMs) return
+      recordedAt.set(userId, now)
+      await record(new Map([[userId, now]]))
+    },
+
+    pollEnded(userId: number): void {
+      endedAt.set(userId, clock.now())
+    },
+
+    /** Records held and recently ended polls as seen, then turns silent users offline. */
+    async sweep(): Promise<void> {
+      const now = clock.now()
+      const seen = new Map(endedAt)
+      endedAt.clear()
+      for (const userId of hub.heldUserIds()) seen.set(userId, now)
+      for (const userId of seen.keys()) recordedAt.set(userId, now)
+      for (const [userId, at] of recordedAt) if (now - at >= sweepMs && !seen.has(userId)) recordedAt.delete(userId)
+      await record(seen)
+      for (const userId of await silentOnlineUsers(db, now - graceMs)) await change(userId, false)
+    },
+
+    /** Runs `sweep` every PRESENCE_SWEEP_SECONDS until the returned function is called. */
+    startSweeping(): () => void {
+      let running: Promise<void> | undefined
+      const timer = setInterval(() => {
+        running ??= this.sweep()
+          .catch((error) => log.warn({ err: error }, 'presence sweep failed'))
+          .finally(() => (running = undefined))
+      }, sweepMs)
+      timer.unref()
+      return () => clearInterval(timer)
+    },
+
+    friends: (userId: number) => friendsPresence(db, userId),
+  }
+}
+
+export type Presence = ReturnType<typeof createPresence>
