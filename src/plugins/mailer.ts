@@ -28,7 +28,8 @@ export default fp(
     const { smtpUrl, mailFrom, dataDir } = app.config
     let mailer: Mailer
     if (smtpUrl) {
-      const transport = nodemailer.createTransport(smtpUrl)
+      // Short timeouts: a code mail is sent while its database transaction waits.
+      const transport = nodemailer.createTransport({ url: smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 })
       mailer = {
         async send(mail) {
           await transport.sendMail({ from: mailFrom, ...mail })

@@ -7,7 +7,7 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto'
 import { countFailedAttempt, deleteEmailCode, findEmailCode, saveEmailCode } from '../data/email-codes.js'
 import { findUserByEmail, findUserByLogin, markEmailVerified, type UserRow } from '../data/users.js'
-import { CodeExpired, InvalidCode, TooManyAttempts, rateLimited } from '../errors.js'
+import { CodeExpired, InvalidCode, TooManyAttempts, Unavailable, rateLimited } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 
 const HOUR_MS = 3600_000
@@ -49,12 +49,17 @@ export function createVerification({ db, config, clock, mailer, log }: ServiceDe
         sendsInWindow,
         windowStartedAt,
       })
-    })
-    const minutes = Math.round(config.emailCodeTtlSeconds / 60)
-    await mailer.send({
-      to: user.email,
-      subject: `Your verification code: ${code}`,
-      text: `Your verification code is ${code}\n\nIt expires in ${minutes} minutes. If you did not register, ignore this mail.\n`,
+      const minutes = Math.round(config.emailCodeTtlSeconds / 60)
+      try {
+        await mailer.send({
+          to: user.email,
+          subject: `Your verification code: ${code}`,
+          text: `Your verification code is ${code}\n\nIt expires in ${minutes} minutes. If you did not register, ignore this mail.\n`,
+        })
+      } catch (error) {
+        log.error({ err: error, uid: user.id }, 'could not send the verification mail')
+        throw new Unavailable('Could not send the e-mail; try again later with resend_code')
+      }
     })
   }
 
@@ -63,11 +68,7 @@ export function createVerification({ db, config, clock, mailer, log }: ServiceDe
 
     /** Registration's first mail: a failure is logged, and the user can ask again with resend_code. */
     async sendFirstCode(user: { id: number; email: string }): Promise<void> {
-      try {
-        await sendCode(user)
-      } catch (error) {
-        log.error({ err: error, uid: user.id }, 'could not send the verification mail')
-      }
+      await sendCode(user).catch(() => {})
     },
 
     async resend(ref: AccountRef): Promise<void> {
