@@ -46,7 +46,27 @@ export const DEFAULTS = {
   PRESENCE_SWEEP_SECONDS: 10,
   /** Public keys a user may publish. */
   MAX_PUBLIC_KEYS: 10,
+  /** Largest upload, in bytes. */
+  MAX_FILE_BYTES: 50 * 1024 * 1024,
+  /** Uploads no message carries are removed after this long. */
+  UPLOAD_TTL_SECONDS: 24 * 3600,
+  /** An unanswered call times out after this long. */
+  CALL_RING_SECONDS: 30,
+  /** How often each process looks for calls to time out. */
+  CALL_SWEEP_MS: 1000,
+  /** Largest offer, answer or ICE candidate relayed, in bytes of JSON. */
+  MAX_CALL_SIGNAL_BYTES: 16 * 1024,
+  /** STUN/TURN servers handed to both sides of an accepted call: a JSON array of RTCIceServer. */
+  ICE_SERVERS: '[]',
+  /** Logins allowed to broadcast, comma-separated. */
+  ADMIN_LOGINS: '',
 } as const
+
+const IceServer = Type.Object({
+  urls: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
+  username: Type.Optional(Type.String()),
+  credential: Type.Optional(Type.String()),
+})
 
 const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -82,6 +102,14 @@ export const ConfigSchema = Type.Object({
   presenceGraceSeconds: Type.Integer({ minimum: 1 }),
   presenceSweepSeconds: Type.Number({ exclusiveMinimum: 0 }),
   maxPublicKeys: Type.Integer({ minimum: 1 }),
+  maxFileBytes: Type.Integer({ minimum: 1 }),
+  uploadTtlSeconds: Type.Integer({ minimum: 1 }),
+  callRingSeconds: Type.Number({ exclusiveMinimum: 0 }),
+  callSweepMs: Type.Integer({ minimum: 10 }),
+  maxCallSignalBytes: Type.Integer({ minimum: 64 }),
+  iceServers: Type.Array(IceServer, { maxItems: 16 }),
+  /** Lower-cased. */
+  adminLogins: Type.Array(Type.String({ minLength: 1 })),
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -104,6 +132,14 @@ function flag(env: Env, name: keyof typeof DEFAULTS): boolean {
   if (['true', '1', 'yes'].includes(raw)) return true
   if (['false', '0', 'no'].includes(raw)) return false
   throw new ConfigError(`${name} must be true or false, got "${env[name]}"`)
+}
+
+function json(env: Env, name: keyof typeof DEFAULTS): unknown {
+  try {
+    return JSON.parse(text(env, name))
+  } catch {
+    throw new ConfigError(`${name} must be JSON, got "${env[name]}"`)
+  }
 }
 
 function text(env: Env, name: keyof typeof DEFAULTS): string {
@@ -146,6 +182,16 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     presenceGraceSeconds: integer(env, 'PRESENCE_GRACE_SECONDS'),
     presenceSweepSeconds: integer(env, 'PRESENCE_SWEEP_SECONDS'),
     maxPublicKeys: integer(env, 'MAX_PUBLIC_KEYS'),
+    maxFileBytes: integer(env, 'MAX_FILE_BYTES'),
+    uploadTtlSeconds: integer(env, 'UPLOAD_TTL_SECONDS'),
+    callRingSeconds: integer(env, 'CALL_RING_SECONDS'),
+    callSweepMs: integer(env, 'CALL_SWEEP_MS'),
+    maxCallSignalBytes: integer(env, 'MAX_CALL_SIGNAL_BYTES'),
+    iceServers: json(env, 'ICE_SERVERS') as Config['iceServers'],
+    adminLogins: text(env, 'ADMIN_LOGINS')
+      .split(',')
+      .map((login) => login.trim().toLowerCase())
+      .filter(Boolean),
   }
   return validateConfig(config)
 }
@@ -163,6 +209,10 @@ export function validateConfig(config: Config): Config {
   }
   if (config.pollDefaultSeconds > config.pollMaxSeconds) {
     throw new ConfigError('POLL_DEFAULT_SECONDS must not exceed POLL_MAX_SECONDS')
+  }
+  if (config.presenceSweepSeconds * 2 > config.presenceGraceSeconds) {
+    // Else a user polling through another process could be swept offline between two records.
+    throw new ConfigError('PRESENCE_SWEEP_SECONDS must be at most half of PRESENCE_GRACE_SECONDS')
   }
   return config
 }

@@ -26,6 +26,11 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
   t.throws(() => configFromEnv({ DATABASE_URL: 'mysql://x' }, SECRET), { message: /databaseUrl/ })
   t.throws(() => configFromEnv({}, 'short'), { message: /jwtSecret/ })
   t.throws(() => configFromEnv({ POLL_DEFAULT_SECONDS: '90' }, SECRET), { message: /POLL_DEFAULT_SECONDS/ })
+  t.throws(() => configFromEnv({ PRESENCE_SWEEP_SECONDS: '31' }, SECRET), { message: /PRESENCE_SWEEP_SECONDS must be at most half/ })
+  t.throws(() => configFromEnv({ REQUIRE_EMAIL_VERIFICATION: 'maybe' }, SECRET), { message: /REQUIRE_EMAIL_VERIFICATION must be true or false/ })
+  t.throws(() => configFromEnv({ ICE_SERVERS: '[{' }, SECRET), { message: /ICE_SERVERS must be JSON/ })
+  t.throws(() => configFromEnv({ ICE_SERVERS: '[{"user":"x"}]' }, SECRET), { message: /iceServers/ })
+  t.same(configFromEnv({ ADMIN_LOGINS: ' Root, ops ,' }, SECRET).adminLogins, ['root', 'ops'], 'ADMIN_LOGINS: trimmed, lower-cased')
 })
 
 t.test('a second server on the same DATA_DIR is told the data is in use', async (t) => {

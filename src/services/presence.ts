@@ -28,7 +28,10 @@ export function createPresence({ db, config, channel, hub, clock, log }: Service
       const friends = await friendIds(trx, userId)
       const state = await lockPresence(trx, userId, friends)
       if (!state || state.online === online) return
-      if (!online && state.lastSeenMs !== null && state.lastSeenMs >= clock.now() - graceMs) return
+      // Re-checked under the lock: seen within the grace period means online, else offline.
+      // (A sweep may record a poll that ended longer ago than that: no flip then.)
+      const seenRecently = state.lastSeenMs !== null && state.lastSeenMs >= clock.now() - graceMs
+      if (online !== seenRecently) return
       await setOnline(trx, userId, online)
       const lastSeen = state.lastSeenMs === null ? null : Math.floor(state.lastSeenMs / 1000)
       await appendEvents(trx, channel, friends, { type: 'presence', actorId: userId, payload: { online, last_seen: lastSeen } })
@@ -62,7 +65,11 @@ export function createPresence({ db, config, channel, hub, clock, log }: Service
       for (const userId of seen.keys()) recordedAt.set(userId, now)
       for (const [userId, at] of recordedAt) if (now - at >= sweepMs && !seen.has(userId)) recordedAt.delete(userId)
       await record(seen)
-      for (const userId of await silentOnlineUsers(db, now - graceMs)) await change(userId, false)
+      for (const userId of await silentOnlineUsers(db, now - graceMs)) {
+        // Their next poll must record them again at once, to turn them online.
+        recordedAt.delete(userId)
+        await change(userId, false)
+      }
     },
 
     /** Runs `sweep` every PRESENCE_SWEEP_SECONDS until the returned function is called. */
