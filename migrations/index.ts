@@ -4,6 +4,7 @@ import type { Knex } from 'knex'
 import * as core from './001_core.js'
 import * as rooms from './002_rooms.js'
 import * as accounts from './003_accounts.js'
+import * as filesCallsBroadcast from './004_files_calls_broadcast.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '001_core': core,
   '002_rooms': rooms,
   '003_accounts': accounts,
+  '004_files_calls_broadcast': filesCallsBroadcast,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -7,10 +7,12 @@ import * as profiles from './profiles.js'
 import * as keys from './keys.js'
 import { getPresence } from './presence.js'
 import { addContactReply, addContactRequest, delContact } from './contacts.js'
-import { clearHistory, deleteMsg, editMsg, getDialogs, getHistory, markRead, searchMsgs, sendMsg } from './messages.js'
+import { broadcast, clearHistory, deleteMsg, editMsg, getDialogs, getHistory, markRead, searchMsgs, sendMsg } from './messages.js'
 import * as rooms from './rooms.js'
 import { updateData } from './updates.js'
 import { getUser } from './users.js'
+import { fileRoutes } from './files.js'
+import * as calls from './calls.js'
 import { wikiRoute } from './wiki.js'
 
 export const COMMANDS: Command[] = [
@@ -59,6 +61,12 @@ export const COMMANDS: Command[] = [
   keys.publishKey,
   keys.deleteKey,
   keys.getKeys,
+  broadcast,
+  calls.call,
+  calls.acceptCall,
+  calls.rejectCall,
+  calls.hangUp,
+  calls.callSignal,
 ]
 
 export default async function routes(app: FastifyInstance) {
@@ -87,4 +95,5 @@ export default async function routes(app: FastifyInstance) {
   }
   app.register(wikiRoute, { commands: COMMANDS })
   app.register(getUser)
+  app.register(fileRoutes)
 }

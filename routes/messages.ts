@@ -2,6 +2,7 @@ import { defineCommand } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import { conversationOf } from '../src/services/messages.js'
 import {
+  BroadcastBody,
   ClearHistoryBody,
   DeleteMsgBody,
   EditMsgBody,
@@ -39,7 +40,24 @@ export const sendMsg = defineCommand({
       kind: body.kind as 'text' | 'sticker' | undefined,
       clientMsgId: body.client_msg_id,
       ciphertexts: body.ciphertexts,
+      fileId: body.file_id,
     }),
+})
+
+// broadcast: one write whatever the number of users; it reaches every account that
+// existed when it was sent, through update_data, like any message (src/data/events.ts).
+export const broadcast = defineCommand({
+  name: 'broadcast',
+  summary: 'Send a message to every user (administrators)',
+  description:
+    'Only for the logins in ADMIN_LOGINS (else 403). Every user who existed at the time gets it once through update_data, ' +
+    'as a message of kind `broadcast`. With `client_msg_id`, a retry returns the first reply.',
+  tags: ['messages'],
+  authenticated: true,
+  body: BroadcastBody,
+  reply: SendMsgReply,
+  errors: [403],
+  run: ({ app, session }, body) => app.services.messages.broadcast(session.userId, body.msg, body.client_msg_id),
 })
 
 export const editMsg = defineCommand({

@@ -13,6 +13,7 @@ import auth from './plugins/auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import openapi from './plugins/openapi.js'
 import mailer from './plugins/mailer.js'
+import fileStore from './plugins/file-store.js'
 import services from './plugins/services.js'
 import { systemClock, type Clock } from './clock.js'
 import routes from '../routes/index.js'
@@ -54,6 +55,7 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
   await app.register(eventHub)
   await app.register(auth)
   await app.register(mailer)
+  await app.register(fileStore)
   await app.register(services, { clock: options.clock ?? systemClock })
   await app.register(openapi)
   await app.register(routes)

@@ -2,6 +2,7 @@
 // Every limit of the product is named here with its default.
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { IceServer } from './schemas/calls.js'
 
 export const DEFAULTS = {
   PORT: 3000,
@@ -61,12 +62,6 @@ export const DEFAULTS = {
   /** Logins allowed to broadcast, comma-separated. */
   ADMIN_LOGINS: '',
 } as const
-
-const IceServer = Type.Object({
-  urls: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
-  username: Type.Optional(Type.String()),
-  credential: Type.Optional(Type.String()),
-})
 
 const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 

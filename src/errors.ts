@@ -15,6 +15,10 @@ export const EmailUnverified = createError('email_unverified', 'Verify your e-ma
 export const InvalidCode = createError('invalid_code', '%s', 400)
 export const CodeExpired = createError('code_expired', 'The code has expired; request a new one with resend_code', 400)
 export const TooManyAttempts = createError('too_many_attempts', 'Too many wrong codes; request a new one with resend_code', 400)
+export const FileUnavailable = createError('file_unavailable', '%s', 410)
+export const RangeNotSatisfiable = createError('range_not_satisfiable', '%s', 416)
+export const PayloadTooLarge = createError('payload_too_large', '%s', 413)
+export const Busy = createError('busy', '%s', 409)
 export const RateLimited = createError('rate_limited', '%s', 429)
 export const Unavailable = createError('unavailable', '%s', 503)
 
@@ -34,6 +38,9 @@ export const ERROR_CODES = [
   'code_expired',
   'too_many_attempts',
   'payload_too_large',
+  'file_unavailable',
+  'range_not_satisfiable',
+  'busy',
   'unsupported_media_type',
   'rate_limited',
   'internal_error',

@@ -122,6 +122,10 @@ export class EventHub {
     return this.byUser.keys()
   }
 
+  holdsPollOf(userId: number): boolean {
+    return this.byUser.has(userId)
+  }
+
   wakeUser(userId: number): void {
     for (const waiter of this.byUser.get(userId) ?? []) waiter.wake('event')
   }
@@ -153,8 +157,9 @@ export class EventHub {
     this.reconnectDelay = this.options.reconnectDelayMs ?? 100
   }
 
-  /** `u:1,2,3` wakes those users' polls; `r:7` ends the polls of session 7. */
+  /** `u:1,2,3` wakes those users' polls; `r:7` ends the polls of session 7; `a:` wakes every poll (a broadcast). */
   private dispatch(payload: string): void {
+    if (payload.startsWith('a:')) return this.wakeAll('event')
     const ids = payload.slice(2).split(',').map(Number)
     if (payload.startsWith('u:')) for (const id of ids) this.wakeUser(id)
     else if (payload.startsWith('r:')) for (const id of ids) this.revokeSession(id)

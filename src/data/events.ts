@@ -1,12 +1,21 @@
-// The event log: one append-only, ordered log per user.
+// The event log: one append-only, ordered log per user, plus one broadcast log that every
+// user's poll reads too.
 //
 // Ordering: an append takes the row lock of the user's `users` row and sets the new
 // position to max(previous + 1, now in microseconds). The lock is held until commit, so
 // two appends to the same log commit in position order, and a reader that has seen
 // position p can never later find a newly committed event below p. (A global sequence
 // read with `id > cursor` lacks this: a lower id can commit after a higher one was read.)
+//
+// Broadcasts: a broadcast is one row, whatever the number of users. It is written under
+// an exclusive advisory lock, and every append takes the same lock shared, so no append
+// runs while a broadcast is in flight: appends before it have smaller positions (it waits
+// for them), appends after it larger ones (they read the clock once it committed). A poll
+// reads its log and the broadcast log in one statement, one snapshot, so its cursor never
+// passes a broadcast that commits later.
 import type { Knex } from 'knex'
 import type { MessageKind } from './messages.js'
+import { MESSAGE_FILE_SQL, type MessageFile } from './files.js'
 
 export interface NewEvent {
   type: string
@@ -30,6 +39,7 @@ export interface LogEntry {
   edited_at: number | null
   deleted: boolean | null
   ciphertext: string | null
+  file: MessageFile | null
 }
 
 /** The LISTEN/NOTIFY channel of a schema's event log. */
@@ -53,7 +63,8 @@ export async function appendEvents(trx: Knex.Transaction, channel: string, userI
   if (userIds.length === 0) return
   await trx.raw(
     `WITH targets AS (
-       SELECT id FROM users WHERE id = ANY(:userIds::bigint[]) ORDER BY id FOR NO KEY UPDATE
+       SELECT id, pg_advisory_xact_lock_shared(hashtext(:channel)) AS no_broadcast_in_flight
+         FROM users WHERE id = ANY(:userIds::bigint[]) ORDER BY id FOR NO KEY UPDATE
      ), head AS (
        UPDATE users u
           SET log_head = GREATEST(u.log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)
@@ -78,20 +89,47 @@ export async function appendEvents(trx: Knex.Transaction, channel: string, userI
   )
 }
 
-/** The entries of a user's log after `after`, oldest first. */
+/**
+ * Writes a broadcast: one message and one row of the broadcast log, under the exclusive
+ * broadcast lock (see the top of this file), and wakes every poll.
+ */
+export async function appendBroadcast(trx: Knex.Transaction, channel: string, messageId: number): Promise<number> {
+  await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [channel])
+  const { rows } = await trx.raw(
+    `INSERT INTO broadcasts (pos, message_id)
+     SELECT GREATEST(COALESCE(max(pos), 0) + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8), ? FROM broadcasts
+     RETURNING pos`,
+    [messageId],
+  )
+  await trx.raw('SELECT pg_notify(?, ?)', [channel, 'a:'])
+  return rows[0].pos
+}
+
+/**
+ * The entries after `after`, oldest first: the user's own log merged with the broadcasts
+ * made since the account exists, read in one statement (one snapshot).
+ */
 export async function readLog(db: Knex, userId: number, after: number, limit: number): Promise<LogEntry[]> {
   const { rows } = await db.raw(
-    `SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
+    `WITH entries AS (
+       (SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
+          FROM events e WHERE e.user_id = :userId AND e.pos > :after ORDER BY e.pos LIMIT :limit)
+       UNION ALL
+       (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
+          FROM broadcasts b JOIN messages m ON m.id = b.message_id
+         WHERE b.pos > GREATEST(:after::int8, (SELECT created_pos FROM users WHERE id = :userId))
+         ORDER BY b.pos LIMIT :limit)
+     )
+     SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
             m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
             floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted,
-            m.ciphertexts ->> e.user_id::text AS ciphertext
-       FROM events e
+            m.ciphertexts ->> (:userId)::text AS ciphertext, ${MESSAGE_FILE_SQL} AS file
+       FROM entries e
        JOIN users a ON a.id = e.actor_id
        LEFT JOIN messages m ON m.id = e.message_id
-      WHERE e.user_id = ? AND e.pos > ?
       ORDER BY e.pos
-      LIMIT ?`,
-    [userId, after, limit],
+      LIMIT :limit`,
+    { userId, after, limit },
   )
   return rows
 }

@@ -1,8 +1,9 @@
 // Data access for messages (direct and room), the per-user conversation marks (read and
 // cleared) and the direct-dialog list.
 import type { Knex } from 'knex'
+import { MESSAGE_FILE_SQL } from './files.js'
 
-export type MessageKind = 'text' | 'sticker' | 'file'
+export type MessageKind = 'text' | 'sticker' | 'file' | 'broadcast'
 
 /** A conversation as one user sees it: with another user, or in a room. */
 export type Conversation = { peerId: number; roomId?: undefined } | { roomId: number; peerId?: undefined }
@@ -35,6 +36,7 @@ export function messageColumns(db: Knex, viewerId: number) {
     'm.recipient_id as to_uid',
     db.raw(`${SECONDS('m.edited_at')} AS edited_at`),
     db.raw('m.ciphertexts ->> ?::text AS ciphertext', [viewerId]),
+    db.raw(`${MESSAGE_FILE_SQL} AS file`),
   ]
 }
 
@@ -53,6 +55,7 @@ export async function insertMessage(
     clientMsgId?: string
     /** Opaque ciphertext per recipient uid. */
     ciphertexts?: Record<string, string>
+    fileId?: number
   },
 ): Promise<StoredMessage | undefined> {
   const rows = await db('messages')
@@ -64,6 +67,7 @@ export async function insertMessage(
       kind: message.kind ?? 'text',
       client_msg_id: message.clientMsgId ?? null,
       ciphertexts: message.ciphertexts ? JSON.stringify(message.ciphertexts) : null,
+      file_id: message.fileId ?? null,
     })
     .onConflict(['sender_id', 'client_msg_id'])
     .ignore()
@@ -205,7 +209,7 @@ export async function dialogPage(db: Knex, userId: number, offset: number, count
                       'msg_id', l.id, 'sender_uid', l.sender_id, 'sender_login', u.login,
                       'time', floor(extract(epoch FROM l.created_at))::int8, 'text', l.text, 'kind', l.kind,
                       'room_id', l.room_id, 'to_uid', l.recipient_id, 'edited_at', floor(extract(epoch FROM l.edited_at))::int8,
-                      'ciphertext', l.ciphertexts ->> (:me)::text)
+                      'ciphertext', l.ciphertexts ->> (:me)::text, 'file', ${MESSAGE_FILE_SQL.replaceAll('m.file_id', 'l.file_id')})
                FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) l
                JOIN users u ON u.id = l.sender_id) AS last_message,
             (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread

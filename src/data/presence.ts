@@ -47,6 +47,12 @@ export async function silentOnlineUsers(db: Knex, beforeMs: number): Promise<num
   return rows.map((row) => row.id)
 }
 
+/** When the user was last seen (ms), or null. */
+export async function lastSeenMs(db: Knex, userId: number): Promise<number | null> {
+  const row = await db('users').select(db.raw('(extract(epoch FROM last_seen_at) * 1000)::float8 AS ms')).where({ id: userId }).first()
+  return row?.ms ?? null
+}
+
 export interface PresenceRow {
   uid: number
   login: string

@@ -62,6 +62,10 @@ export async function revokeUserSessions(db: Knex, userId: number, exceptSession
 
 /** Revokes one session of the user; false when the user has no such live session. */
 export async function revokeUserSession(db: Knex, userId: number, sessionId: number): Promise<boolean> {
-  const count = await db('sessions').where({ id: sessionId, user_id: userId }).whereNull('revoked_at').update({ revoked_at: db.fn.now() })
+  const count = await db('sessions')
+    .where({ id: sessionId, user_id: userId })
+    .whereNull('revoked_at')
+    .andWhere('expires_at', '>', db.fn.now())
+    .update({ revoked_at: db.fn.now() })
   return count > 0
 }

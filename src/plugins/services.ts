@@ -1,9 +1,11 @@
 // The services (the product's rules), built once from the infrastructure plugins. The
-// presence sweep runs from ready to close.
+// background jobs (presence sweep, upload clean-up, call timeouts) run from ready to close.
 import fp from 'fastify-plugin'
 import { createAccounts } from '../services/accounts.js'
 import { createContacts } from '../services/contacts.js'
 import { createKeys } from '../services/keys.js'
+import { createFiles } from '../services/files.js'
+import { createCalls } from '../services/calls.js'
 import { createMessages } from '../services/messages.js'
 import { createPresence } from '../services/presence.js'
 import { createProfiles } from '../services/profiles.js'
@@ -13,8 +15,9 @@ import { createVerification } from '../services/verification.js'
 import { eventChannel } from '../data/events.js'
 import type { Clock } from '../clock.js'
 import type { ServiceDeps } from '../services/deps.js'
+import type { FileStore } from '../storage/file-store.js'
 
-function createServices(deps: ServiceDeps) {
+function createServices(deps: ServiceDeps, fileStore: FileStore) {
   const rooms = createRooms(deps)
   const verification = createVerification(deps)
   const presence = createPresence(deps)
@@ -27,6 +30,8 @@ function createServices(deps: ServiceDeps) {
     messages: createMessages(deps, rooms),
     presence,
     keys: createKeys(deps),
+    files: createFiles(deps, fileStore),
+    calls: createCalls(deps, presence),
     updates: createUpdates(deps, presence),
   }
 }
@@ -48,13 +53,13 @@ export default fp<{ clock: Clock }>(
       mailer: app.mailer,
       log: app.log,
       signToken: (claims) => app.jwt.sign(claims),
-    })
+    }, app.fileStore)
     app.decorate('services', services)
-    let stopSweeping: (() => void) | undefined
+    const stops: (() => void)[] = []
     app.addHook('onReady', async () => {
-      stopSweeping = services.presence.startSweeping()
+      stops.push(services.presence.startSweeping(), services.files.startCleaning(), services.calls.startSweeping())
     })
-    app.addHook('onClose', async () => stopSweeping?.())
+    app.addHook('onClose', async () => stops.forEach((stop) => stop()))
   },
-  { name: 'services', dependencies: ['database', 'event-hub', 'auth', 'mailer'] },
+  { name: 'services', dependencies: ['database', 'event-hub', 'auth', 'mailer', 'file-store'] },
 )

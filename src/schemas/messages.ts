@@ -1,7 +1,20 @@
 import { Type } from 'typebox'
 import { CommandBody, Id, UnixSeconds } from './common.js'
 
-export const MessageKind = Type.Enum(['text', 'sticker', 'file'], { description: '`text`, `sticker` (msg is the sticker\'s short code) or `file`.' })
+export const MessageKind = Type.Enum(['text', 'sticker', 'file', 'broadcast'], {
+  description: '`text`, `sticker` (msg is the sticker\'s short code), `file` (see `file`) or `broadcast` (an administrator\'s message to everyone).',
+})
+
+export const MessageFile = Type.Object(
+  {
+    file_id: Id('Download with GET /files/{file_id}.'),
+    name: Type.String(),
+    size: Type.Integer({ minimum: 0, description: 'Bytes.' }),
+    content_type: Type.String(),
+    sha256: Type.String({ description: 'Hex SHA-256 of the content.' }),
+  },
+  { description: 'The attached file.' },
+)
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -21,6 +34,8 @@ export const Ciphertexts = Type.Record(
   },
 )
 
+const ClientMsgId = Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' })
+
 /** A conversation: with a user (`to_uid`) or in a room (`room_id`), exactly one of them. */
 const ConversationTarget = {
   to_uid: Type.Optional(Id('The other user of a direct conversation.')),
@@ -32,13 +47,17 @@ export const SendMsgBody = CommandBody(
     ...ConversationTarget,
     msg: MessageText,
     kind: Type.Optional(Type.Enum(['text', 'sticker'], { description: 'Default `text`.' })),
-    client_msg_id: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' }),
-    ),
+    client_msg_id: Type.Optional(ClientMsgId),
     ciphertexts: Type.Optional(Ciphertexts),
+    file_id: Type.Optional(Id('Attach your upload (POST /upload_file); the message\'s kind becomes `file` and `msg` is its caption.')),
   },
   'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).',
 )
+
+export const BroadcastBody = CommandBody({
+  msg: MessageText,
+  client_msg_id: Type.Optional(ClientMsgId),
+})
 
 export const SendMsgReply = Type.Object({
   msg_id: Id('The message id.'),
@@ -56,6 +75,7 @@ export const Message = Type.Object({
   to_uid: Type.Union([Id('The recipient, for direct messages.'), Type.Null()]),
   edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
   ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
+  file: Type.Union([MessageFile, Type.Null()]),
 })
 
 export const EditMsgBody = CommandBody({ msg_id: Id('Your message.'), msg: MessageText })

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { CommandBody, Id, UnixSeconds } from './common.js'
-import { MessageKind } from './messages.js'
+import { MessageFile, MessageKind } from './messages.js'
 
 export const Cursor = Type.Integer({
   minimum: 0,
@@ -27,6 +27,7 @@ export const MessageItem = Type.Object({
   room_id: Type.Optional(Id('Set for room messages.')),
   edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
   ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
+  file: Type.Optional(MessageFile),
 })
 
 export const EventItem = Type.Object(

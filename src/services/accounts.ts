@@ -111,10 +111,21 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
       return listLiveSessions(db, userId)
     },
 
-    /** Changes the password; every other session of the user ends. */
+    /**
+     * Changes the password; every other session of the user ends. Wrong current passwords
+     * count as failed logins, so a stolen token cannot be used to guess the password.
+     */
     async changePassword(userId: number, sessionId: number, oldPassword: string, newPassword: string): Promise<void> {
       const user = await findUserById(db, userId)
-      if (!(await passwordMatches(user, oldPassword))) throw new Unauthorized('The current password is wrong')
+      if (!user) throw new Unauthorized('Session logged out or expired')
+      const loginKey = user.login.toLowerCase()
+      const retryAfter = await loginRetryAfter(db, loginKey, config.loginMaxFailures, config.loginFailureWindowSeconds)
+      if (retryAfter > 0) throw rateLimited(`Too many wrong passwords; try again in ${retryAfter} s`, retryAfter)
+      if (!(await passwordMatches(user, oldPassword))) {
+        await recordLoginFailure(db, loginKey, config.loginFailureWindowSeconds)
+        throw new Unauthorized('The current password is wrong')
+      }
+      await clearLoginFailures(db, loginKey)
       const hash = await argon2.hash(newPassword, HASH_OPTIONS)
       await revokeSessions(async (trx) => {
         await setPasswordHash(trx, userId, hash)

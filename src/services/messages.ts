@@ -29,7 +29,8 @@ import {
   type MessageRow,
   type Page,
 } from '../data/messages.js'
-import { appendEvents } from '../data/events.js'
+import { appendBroadcast, appendEvents } from '../data/events.js'
+import { attachFile } from '../data/files.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById, lockUserPair } from '../data/users.js'
 import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
@@ -45,6 +46,8 @@ export interface OutgoingMessage {
   kind?: MessageKind
   clientMsgId?: string
   ciphertexts?: Record<string, string>
+  /** An upload of the sender's to attach. */
+  fileId?: number
 }
 
 /** `{to_uid}` or `{room_id}`, exactly one. */
@@ -53,8 +56,13 @@ export function conversationOf(target: { to_uid?: number; room_id?: number }): C
   return target.room_id !== undefined ? { roomId: target.room_id } : { peerId: target.to_uid! }
 }
 
-function messageFields({ text, kind, clientMsgId, ciphertexts }: OutgoingMessage) {
-  return { text, kind, clientMsgId, ciphertexts }
+function messageFields({ text, kind, clientMsgId, ciphertexts, fileId }: OutgoingMessage) {
+  return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId }
+}
+
+/** Attaches the sender's upload, if the message carries one (404 when it is not theirs). */
+async function attachUpload(trx: Knex.Transaction, senderId: number, message: OutgoingMessage): Promise<void> {
+  if (message.fileId !== undefined && !(await attachFile(trx, message.fileId, senderId))) throw new NotFound('No such file among your uploads')
 }
 
 export function createMessages({ db, config, channel }: ServiceDeps, rooms: Rooms) {
@@ -83,7 +91,8 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
   /** The message, when the user may change it: their own, or any in a room they moderate. */
   async function changeableMessage(trx: Knex.Transaction, userId: number, msgId: number, allowModerators: boolean): Promise<MessageRow> {
     const message = await findMessage(trx, msgId)
-    if (!message || message.deleted_at) throw new NotFound('No such message')
+    // Broadcasts (no recipient, no room) are not edited or deleted.
+    if (!message || message.deleted_at || (message.room_id === null && message.recipient_id === null)) throw new NotFound('No such message')
     if (message.room_id !== null) {
       await rooms.inRoomLocked(trx, message.room_id)
       const role = await rooms.requireMember(trx, message.room_id, userId)
@@ -105,6 +114,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     if (message.ciphertexts && Object.keys(message.ciphertexts).some((uid) => uid !== String(toUid) && uid !== String(senderId))) {
       throw new BadRequest('ciphertexts may name only the two users of the conversation')
     }
+    await attachUpload(trx, senderId, message)
     const inserted = await insertMessage(trx, { senderId, recipientId: toUid, ...messageFields(message) })
     if (!inserted) return undefined
     await touchDirectDialogs(trx, senderId, toUid, inserted.id)
@@ -116,6 +126,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     const roomId = message.roomId!
     await rooms.inRoomLocked(trx, roomId)
     await rooms.requireMember(trx, roomId, senderId)
+    await attachUpload(trx, senderId, message)
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
@@ -135,6 +146,23 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
         const inserted = message.roomId !== undefined ? await sendToRoom(trx, senderId, message) : await sendDirect(trx, senderId, message)
         // Lost a race with a retry that used the same client_msg_id: answer with its message.
         return inserted ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
+      })
+      return { msg_id: stored.id, time: stored.time }
+    },
+
+    /**
+     * An administrator's message to every user (ADMIN_LOGINS): one message and one row of
+     * the broadcast log, whatever the number of users (src/data/events.ts).
+     */
+    async broadcast(senderId: number, text: string, clientMsgId?: string) {
+      checkText(text)
+      const sender = await findUserById(db, senderId)
+      if (!sender || !config.adminLogins.includes(sender.login.toLowerCase())) throw new Forbidden('Only administrators may broadcast')
+      const stored = await db.transaction(async (trx) => {
+        const inserted = await insertMessage(trx, { senderId, text, kind: 'broadcast', clientMsgId })
+        if (!inserted) return (await findMessageByClientId(trx, senderId, clientMsgId!))!
+        await appendBroadcast(trx, channel, inserted.id)
+        return inserted
       })
       return { msg_id: stored.id, time: stored.time }
     },

@@ -11,7 +11,7 @@
 // one announces it, and friends' logs get the events in the order the changes committed.
 import { appendEvents } from '../data/events.js'
 import { friendIds } from '../data/contacts.js'
-import { friendsPresence, lockPresence, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
+import { friendsPresence, lastSeenMs, lockPresence, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
 import type { ServiceDeps } from './deps.js'
 
 export function createPresence({ db, config, channel, hub, clock, log }: ServiceDeps) {
@@ -85,6 +85,16 @@ export function createPresence({ db, config, channel, hub, clock, log }: Service
     },
 
     friends: (userId: number) => friendsPresence(db, userId),
+
+    /**
+     * Whether the user has a live poll: held in this process, or recorded by any process
+     * within two sweeps (a held poll is recorded at every sweep of its process).
+     */
+    async hasLivePoll(userId: number): Promise<boolean> {
+      if (hub.holdsPollOf(userId)) return true
+      const seen = await lastSeenMs(db, userId)
+      return seen !== null && seen >= clock.now() - 2 * sweepMs
+    },
   }
 }
 

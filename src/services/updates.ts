@@ -60,6 +60,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps, presence: Presen
           ...(entry.room_id !== null ? { room_id: entry.room_id } : {}),
           ...(entry.edited_at !== null ? { edited_at: entry.edited_at } : {}),
           ...(entry.ciphertext !== null ? { ciphertext: entry.ciphertext } : {}),
+          ...(entry.file !== null ? { file: entry.file } : {}),
         })
       } else {
         events_array.push({

@@ -1,0 +1,79 @@
+// Voice-call signalling (src/services/calls.ts). Each command answers at once; the other
+// side learns of it through update_data: `call_request`, `call_accepted`, `call_rejected`,
+// `call_ended`, `call_timeout`, `call_busy`, `call_offline`, `call_missed`, `call_signal`,
+// each with `call_id`.
+import { defineCommand } from './command.js'
+import { Empty } from '../src/schemas/common.js'
+import { AcceptCallBody, AcceptCallReply, CallBody, CallIdBody, CallReply, CallSignalBody } from '../src/schemas/calls.js'
+
+export const call = defineCommand({
+  name: 'call',
+  summary: 'Call a friend',
+  description:
+    'Rings the callee (`call_request` with the offer) for CALL_RING_SECONDS (30); then both get `call_timeout`. ' +
+    '`status` says `busy` when either of you is in a call, `offline` when the callee has no live poll (the caller also ' +
+    'gets `call_busy` / `call_offline`). 403 `not_friends` for anyone but a friend.',
+  tags: ['calls'],
+  authenticated: true,
+  body: CallBody,
+  reply: CallReply,
+  errors: [403],
+  run: ({ app, session }, body) => app.services.calls.call(session.userId, body.to_uid, body.offer),
+})
+
+export const acceptCall = defineCommand({
+  name: 'accept_call',
+  summary: 'Answer a ringing call',
+  description: 'The caller gets `call_accepted` with the answer and the ICE servers. 409 when the call no longer rings.',
+  tags: ['calls'],
+  authenticated: true,
+  body: AcceptCallBody,
+  reply: AcceptCallReply,
+  errors: [404, 409],
+  run: ({ app, session }, body) => app.services.calls.accept(session.userId, body.call_id, body.answer),
+})
+
+export const rejectCall = defineCommand({
+  name: 'reject_call',
+  summary: 'Decline a ringing call',
+  description: 'The caller gets `call_rejected`.',
+  tags: ['calls'],
+  authenticated: true,
+  body: CallIdBody,
+  reply: Empty,
+  errors: [404, 409],
+  run: async ({ app, session }, body) => {
+    await app.services.calls.reject(session.userId, body.call_id)
+    return {}
+  },
+})
+
+export const hangUp = defineCommand({
+  name: 'hang_up',
+  summary: 'End a call, ringing or running',
+  description: 'The other side gets `call_ended`.',
+  tags: ['calls'],
+  authenticated: true,
+  body: CallIdBody,
+  reply: Empty,
+  errors: [404, 409],
+  run: async ({ app, session }, body) => {
+    await app.services.calls.hangUp(session.userId, body.call_id)
+    return {}
+  },
+})
+
+export const callSignal = defineCommand({
+  name: 'call_signal',
+  summary: 'Relay an offer, answer or ICE candidate',
+  description: 'The other side gets `call_signal` with the payload, untouched.',
+  tags: ['calls'],
+  authenticated: true,
+  body: CallSignalBody,
+  reply: Empty,
+  errors: [404, 409],
+  run: async ({ app, session }, body) => {
+    await app.services.calls.signal(session.userId, body.call_id, body.payload)
+    return {}
+  },
+})

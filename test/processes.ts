@@ -1,0 +1,161 @@
+// Real server processes (src/server.ts, as `npm start` runs it) on a schema of the test
+// database, spoken to over real HTTP. Shared by the tests that need more than one process
+// (test/two-processes.test.ts, test/session-management.test.ts).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { createTestSchema, TEST_JWT_SECRET, testDatabaseUrl, uniqueLogin } from './helper.js'
+import { freeLoopbackPort } from '../src/embedded-database.js'
+
+const PROJECT_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)))
+export const PASSWORD = 'secret1'
+const READY_TIMEOUT_MS = 30_000
+
+export interface ServerProcess {
+  child: ChildProcess
+  pid: number
+  base: string
+  /** Every stdout line so far (pino JSON lines). */
+  lines: string[]
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+export interface Session {
+  uid: number
+  session_key: number
+  token: string
+  login: string
+}
+
+export type Json = Record<string, any>
+
+/** The environment of a plain server process: none of tap's loaders or settings. */
+export function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key === 'NODE_OPTIONS' || key.startsWith('TAP') || key.startsWith('_TAPJS')) continue
+    env[key] = value
+  }
+  return { ...env, ...extra }
+}
+
+/**
+ * Starts one server process on `schema` and waits for its "messenger ready" line; it is
+ * sent SIGTERM (then SIGKILL after 5 s) at the end of `t`. `env` adds or overrides
+ * environment variables (e.g. SESSION_TTL_SECONDS).
+ */
+export async function spawnServer(t: Test, schema: string, dataDir: string, port: number, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: PROJECT_ROOT,
+    env: serverEnv({
+      DATABASE_URL: testDatabaseUrl(),
+      DATABASE_SCHEMA: schema,
+      JWT_SECRET: TEST_JWT_SECRET,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      DATA_DIR: dataDir,
+      ...env,
+    }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const pid = child.pid!
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    process.kill(pid, 'SIGTERM')
+    const timer = setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL')
+    }, 5000)
+    await exited
+    clearTimeout(timer)
+  })
+
+  const lines: string[] = []
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server on port ${port} not ready after ${READY_TIMEOUT_MS} ms:\n${lines.join('\n')}\n${stderr}`)), READY_TIMEOUT_MS)
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line)
+      try {
+        if (JSON.parse(line).msg === 'messenger ready') {
+          clearTimeout(timer)
+          resolve()
+        }
+      } catch {
+        // not a JSON line
+      }
+    })
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer)
+      reject(new Error(`server on port ${port} exited (${code ?? signal}) before it was ready:\n${lines.join('\n')}\n${stderr}`))
+    })
+  })
+  await ready
+  return { child, pid, base: `http://127.0.0.1:${port}`, lines, exited }
+}
+
+/** Two server processes on a fresh schema of the test database. */
+export async function startServers(t: Test, env: Record<string, string> = {}): Promise<[ServerProcess, ServerProcess]> {
+  const { schema } = await createTestSchema(t)
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-two-processes-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const ports = [await freeLoopbackPort(), await freeLoopbackPort()]
+  while (ports[1] === ports[0]) ports[1] = await freeLoopbackPort()
+  const [one, two] = await Promise.all(ports.map((port) => spawnServer(t, schema, dataDir, port, env)))
+  return [one, two]
+}
+
+/** POST /<command> over HTTP with a bearer token; `headersAt` and `at` are performance.now() stamps. */
+export async function post(server: ServerProcess, command: string, body: Json = {}, token?: string) {
+  const response = await fetch(`${server.base}/${command}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  })
+  const headersAt = performance.now()
+  const json = (await response.json()) as Json
+  return { status: response.status, body: json, headersAt, at: performance.now() }
+}
+
+export async function signUp(server: ServerProcess): Promise<Session> {
+  const login = uniqueLogin()
+  const registered = await post(server, 'registration', { login, password: PASSWORD })
+  if (registered.status !== 200) throw new Error(`registration failed: ${JSON.stringify(registered.body)}`)
+  return logIn(server, login)
+}
+
+export async function logIn(server: ServerProcess, login: string, password = PASSWORD): Promise<Session> {
+  const authorized = await post(server, 'authorization', { login, password })
+  if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
+  const { uid, session_key, token } = authorized.body.session
+  return { uid, session_key, token, login }
+}
+
+export async function befriend(server: ServerProcess, a: Session, b: Session) {
+  const asked = await post(server, 'add_contact_request', { login: b.login }, a.token)
+  if (asked.status !== 200) throw new Error(`add_contact_request failed: ${JSON.stringify(asked.body)}`)
+  const accepted = await post(server, 'add_contact_reply', { contact_uid: a.uid, status: 1 }, b.token)
+  if (accepted.status !== 200) throw new Error(`add_contact_reply failed: ${JSON.stringify(accepted.body)}`)
+}
+
+/** The cursor at the end of the user's log (a timeout-0 poll from 0; fewer entries than a batch). */
+export async function currentCursor(server: ServerProcess, session: Session): Promise<number> {
+  const reply = await post(server, 'update_data', { cursor: 0, timeout: 0 }, session.token)
+  if (reply.status !== 200) throw new Error(`update_data failed: ${JSON.stringify(reply.body)}`)
+  return reply.body.cursor
+}
+
+/** Starts a poll and reports whether it has been answered yet. */
+export function holdPoll(server: ServerProcess, body: Json, token: string) {
+  const state = { answered: false }
+  const promise = post(server, 'update_data', body, token).finally(() => (state.answered = true))
+  return { state, promise }
+}
