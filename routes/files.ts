@@ -8,7 +8,7 @@ import contentDisposition from 'content-disposition'
 import { errorResponses } from './command.js'
 import { DownloadParams, FileContent, UploadBody, UploadQuery, UploadReply } from '../src/schemas/files.js'
 import { FileTooLarge } from '../src/storage/file-store.js'
-import { PayloadTooLarge, RangeNotSatisfiable } from '../src/errors.js'
+import { BadRequest, PayloadTooLarge, RangeNotSatisfiable } from '../src/errors.js'
 import { createValidatorCompiler } from '../src/validation.js'
 
 const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/
@@ -19,6 +19,12 @@ export async function fileRoutes(app: FastifyInstance) {
   // In this plugin only: any content type, the body left unread for the handler to stream.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
+  // Fastify refuses a Content-Type it cannot parse before any parser runs; an upload of
+  // such a type is stored as application/octet-stream instead.
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers['content-type']
+    if (header !== undefined && !(CONTENT_TYPE.test(header) && header.length <= 255)) request.headers['content-type'] = DEFAULT_CONTENT_TYPE
+  })
 
   app.post(
     '/upload_file',
@@ -48,16 +54,19 @@ export async function fileRoutes(app: FastifyInstance) {
         reply.header('connection', 'close')
         throw new PayloadTooLarge(`File larger than ${maxBytes} bytes`)
       }
-      const header = request.headers['content-type']
-      const contentType = header && CONTENT_TYPE.test(header) && header.length <= 255 ? header : DEFAULT_CONTENT_TYPE
+      const contentType = request.headers['content-type'] ?? DEFAULT_CONTENT_TYPE
       const { name } = request.query as { name?: string }
       try {
         return await app.services.files.upload(request.session!.userId, request.raw, { name: name ?? 'file', contentType })
       } catch (error) {
-        if (!(error instanceof FileTooLarge)) throw error
-        // The client may still be sending: answer, then close the connection.
-        reply.header('connection', 'close')
-        throw new PayloadTooLarge(error.message)
+        if (error instanceof FileTooLarge) {
+          // The client may still be sending: answer, then close the connection.
+          reply.header('connection', 'close')
+          throw new PayloadTooLarge(error.message)
+        }
+        // The client went away mid-upload: its error, not the server's (nothing was kept).
+        if (request.raw.readableAborted || request.raw.destroyed) throw new BadRequest('The upload was interrupted')
+        throw error
       }
     },
   )

@@ -130,7 +130,20 @@ export class EventHub {
     for (const waiter of this.byUser.get(userId) ?? []) waiter.wake('event')
   }
 
+  /** Listeners told of every revoked session (a local logout or a NOTIFY), and of a lost LISTEN connection. */
+  private readonly revocationListeners = new Set<(sessionId: number | 'all') => void>()
+
+  onRevocation(listener: (sessionId: number | 'all') => void): void {
+    this.revocationListeners.add(listener)
+  }
+
+  /** True while NOTIFYs arrive: revocations seen through this hub are then complete. */
+  get listening(): boolean {
+    return this.client !== undefined
+  }
+
   revokeSession(sessionId: number): void {
+    for (const listener of this.revocationListeners) listener(sessionId)
     for (const set of this.byUser.values()) for (const waiter of set) if (waiter.sessionId === sessionId) waiter.wake('revoked')
   }
 
@@ -151,9 +164,23 @@ export class EventHub {
     client.on('notification', (message) => this.dispatch(message.payload ?? ''))
     client.on('error', (error) => this.lost(client, error))
     client.on('end', () => this.lost(client, new Error('connection ended')))
-    await client.connect()
-    await client.query(`LISTEN ${pg.escapeIdentifier(this.options.channel)}`)
+    try {
+      await client.connect()
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.options.channel)}`)
+    } catch (error) {
+      client.removeAllListeners('end')
+      await client.end().catch(() => {})
+      throw error
+    }
+    // Closed while connecting: this connection must not outlive the hub.
+    if (this.closed) {
+      client.removeAllListeners('end')
+      await client.end().catch(() => {})
+      throw new Error('event hub is closed')
+    }
     this.client = client
+    // Whatever was looked up before now may have missed a revocation: start afresh.
+    for (const listener of this.revocationListeners) listener('all')
     this.reconnectDelay = this.options.reconnectDelayMs ?? 100
   }
 
@@ -172,6 +199,7 @@ export class EventHub {
     client.end().catch(() => {})
     if (this.closed) return
     this.options.log.warn({ err: error }, 'event hub: LISTEN connection lost; reconnecting')
+    for (const listener of this.revocationListeners) listener('all')
     // Notifications sent while disconnected are gone: every held poll re-reads the log.
     this.wakeAll('event')
     this.scheduleReconnect()
@@ -199,6 +227,7 @@ export class EventHub {
   async close(): Promise<void> {
     this.closed = true
     this.wakeAll('shutdown')
+    await this.connecting?.catch(() => {})
     const client = this.client
     this.client = undefined
     await client?.end().catch(() => {})

@@ -90,11 +90,16 @@ export async function appendEvents(trx: Knex.Transaction, channel: string, userI
 }
 
 /**
- * Writes a broadcast: one message and one row of the broadcast log, under the exclusive
- * broadcast lock (see the top of this file), and wakes every poll.
+ * Takes the exclusive broadcast lock (see the top of this file) for the transaction. Take
+ * it before storing the broadcast's message, so that broadcasts' msg ids grow in their
+ * log order too.
  */
-export async function appendBroadcast(trx: Knex.Transaction, channel: string, messageId: number): Promise<number> {
+export async function lockBroadcasts(trx: Knex.Transaction, channel: string): Promise<void> {
   await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [channel])
+}
+
+/** Appends a broadcast to the broadcast log and wakes every poll; needs lockBroadcasts first. */
+export async function appendBroadcast(trx: Knex.Transaction, channel: string, messageId: number): Promise<number> {
   const { rows } = await trx.raw(
     `INSERT INTO broadcasts (pos, message_id)
      SELECT GREATEST(COALESCE(max(pos), 0) + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8), ? FROM broadcasts

@@ -91,8 +91,12 @@ export async function lockUserPair(trx: Knex.Transaction, a: number, b: number):
   await trx.raw('SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR NO KEY UPDATE', [a, b])
 }
 
-/** The position of the newest entry in the user's log. */
+/** The position of the newest entry the user's polls can see: their log's or a broadcast's. */
 export async function getLogHead(db: Knex, userId: number): Promise<number> {
-  const row = await db('users').select('log_head').where({ id: userId }).first()
-  return row?.log_head ?? 0
+  const { rows } = await db.raw(
+    `SELECT GREATEST(u.log_head, COALESCE((SELECT max(pos) FROM broadcasts WHERE pos > u.created_pos), 0)) AS head
+       FROM users u WHERE u.id = ?`,
+    [userId],
+  )
+  return rows[0]?.head ?? 0
 }

@@ -22,7 +22,7 @@ export function createCalls({ db, config, channel, clock, log }: ServiceDeps, pr
   const ringMs = config.callRingSeconds * 1000
 
   function checkSignal(payload: unknown, what: string): void {
-    if (payload !== undefined && JSON.stringify(payload).length > config.maxCallSignalBytes) {
+    if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > config.maxCallSignalBytes) {
       throw new BadRequest(`${what} larger than ${config.maxCallSignalBytes} bytes`)
     }
   }
@@ -69,6 +69,8 @@ export function createCalls({ db, config, channel, clock, log }: ServiceDeps, pr
       if (callerId === calleeId) throw new BadRequest('You cannot call yourself')
       checkSignal(offer, 'offer')
       const reachable = await presence.hasLivePoll(calleeId)
+      // Calling is a sign of life: the caller counts as seen (and online) from now on.
+      await presence.seen(callerId)
       return db.transaction(async (trx) => {
         await lockUserPair(trx, callerId, calleeId)
         if ((await getContactStatus(trx, callerId, calleeId)) !== ContactStatus.friends) throw new NotFriends('You can only call accepted contacts')

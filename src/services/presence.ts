@@ -43,8 +43,8 @@ export function createPresence({ db, config, channel, hub, clock, log }: Service
   }
 
   return {
-    /** A poll of the user started: records them seen, and online if they were not. */
-    async pollStarted(userId: number): Promise<void> {
+    /** The user is active now (a poll starts, a call is placed): seen, and online if they were not. */
+    async seen(userId: number): Promise<void> {
       const now = clock.now()
       const last = recordedAt.get(userId)
       if (last !== undefined && now - last < sweepMs) return

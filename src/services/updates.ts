@@ -12,7 +12,6 @@
 // handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
 import { readLog, type LogEntry } from '../data/events.js'
-import { findLiveSessionUser } from '../data/sessions.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
@@ -29,13 +28,13 @@ export interface PollRequest {
   signal: AbortSignal
 }
 
-export function createUpdates({ db, config, hub }: ServiceDeps, presence: Presence) {
+export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presence: Presence) {
   // Position updates written after a reply went out but not yet committed, per user: the
   // desktop client polls again at once on the same connection, and that poll must see them.
   const pendingAcks = new Map<number, Promise<void>>()
 
   async function assertSessionLive(request: PollRequest): Promise<void> {
-    if ((await findLiveSessionUser(db, request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
+    if ((await sessions.userOf(request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
   }
 
   async function serverKeptPosition(userId: number): Promise<number> {
@@ -85,7 +84,7 @@ export function createUpdates({ db, config, hub }: ServiceDeps, presence: Presen
       request.signal.addEventListener('abort', onGone)
       try {
         await assertSessionLive(request)
-        await presence.pollStarted(request.userId)
+        await presence.seen(request.userId)
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
         if (request.lastTime) {
           // Never past now: a client clock in the future must not skip what is still to come.
