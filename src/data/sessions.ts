@@ -8,15 +8,9 @@ export async function insertSession(db: Knex, userId: number, ttlSeconds: number
   return row.id
 }
 
-/** The session's user, when the session exists, is not revoked and has not expired. */
-export async function findLiveSessionUser(db: Knex, sessionId: number): Promise<number | undefined> {
-  const row = await db('sessions')
-    .select('user_id')
-    .where({ id: sessionId })
-    .whereNull('revoked_at')
-    .andWhere('expires_at', '>', db.fn.now())
-    .first()
-  return row?.user_id
+/** The session's user and expiry, when the session exists, is not revoked and has not expired. */
+export async function findLiveSession(db: Knex, sessionId: number): Promise<{ user_id: number; expires_at: Date } | undefined> {
+  return db('sessions').select('user_id', 'expires_at').where({ id: sessionId }).whereNull('revoked_at').andWhere('expires_at', '>', db.fn.now()).first()
 }
 
 export async function revokeSession(db: Knex, sessionId: number): Promise<void> {

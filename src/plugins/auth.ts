@@ -1,10 +1,11 @@
 // Authentication: HS256 session tokens (@fastify/jwt) naming a session row. A token is
-// accepted only while its session is neither revoked nor expired, checked on every request,
-// so a logout through any process takes effect at once everywhere.
+// accepted only while its session is neither revoked nor expired, checked on every request
+// through the per-process session cache (src/session-cache.ts), which every process's
+// logout NOTIFY updates, so a logout through any process takes effect at once everywhere.
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
-import { findLiveSessionUser } from '../data/sessions.js'
+import { SessionCache } from '../session-cache.js'
 import { Unauthorized } from '../errors.js'
 import type { SessionRef } from '../schemas/common.js'
 import type { SessionClaims } from '../services/deps.js'
@@ -17,6 +18,7 @@ export interface AuthSession {
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate(request: FastifyRequest): Promise<void>
+    sessionCache: SessionCache
   }
   interface FastifyRequest {
     session: AuthSession | null
@@ -46,6 +48,8 @@ export default fp(
       verify: { algorithms: ['HS256'] },
     })
     app.decorateRequest('session', null)
+    const sessions = new SessionCache(app.db, app.hub)
+    app.decorate('sessionCache', sessions)
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
       const bodySession = (request.body as { session?: SessionRef } | undefined)?.session
@@ -65,10 +69,10 @@ export default fp(
       if (bodySession && (bodySession.uid !== claims.uid || bodySession.session_key !== claims.sid)) {
         throw new Unauthorized('The session does not match its token')
       }
-      const userId = await findLiveSessionUser(app.db, claims.sid)
+      const userId = await sessions.userOf(claims.sid)
       if (userId !== claims.uid) throw new Unauthorized('Session logged out or expired')
       request.session = { userId, sessionId: claims.sid }
     })
   },
-  { name: 'auth', dependencies: ['config', 'database'] },
+  { name: 'auth', dependencies: ['config', 'database', 'event-hub'] },
 )

@@ -49,6 +49,7 @@ export default fp<{ clock: Clock }>(
       config: app.config,
       channel: eventChannel(app.config.databaseSchema),
       hub: app.hub,
+      sessions: app.sessionCache,
       clock,
       mailer: app.mailer,
       log: app.log,

@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import type { Clock } from '../clock.js'
 import type { EventHub } from '../event-hub.js'
 import type { Mailer } from '../plugins/mailer.js'
+import type { SessionCache } from '../session-cache.js'
 
 /** What every service is built from. */
 export interface ServiceDeps {
@@ -12,6 +13,8 @@ export interface ServiceDeps {
   /** The NOTIFY channel of this database schema's event log. */
   channel: string
   hub: EventHub
+  /** Live sessions (revocations through any process reach it). */
+  sessions: SessionCache
   clock: Clock
   mailer: Mailer
   log: FastifyBaseLogger

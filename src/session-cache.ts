@@ -1,0 +1,45 @@
+// Live sessions, remembered per process so that an authenticated request usually costs
+// no query. A session leaves the cache when it is revoked here or when any process's
+// revocation NOTIFY arrives (src/event-hub.ts), and the whole cache is dropped when the
+// LISTEN connection is lost or (re)made; while it is down, every check goes to the
+// database. A lookup that raced a revocation or a reconnect is not cached (the generation
+// moved), so a revoked session is never remembered as live.
+import type { Knex } from 'knex'
+import { findLiveSession } from './data/sessions.js'
+import type { EventHub } from './event-hub.js'
+
+/** Bounds memory: beyond this many sessions the cache starts over. */
+const MAX_ENTRIES = 200_000
+
+export class SessionCache {
+  private readonly live = new Map<number, { userId: number; expiresAtMs: number }>()
+  private generation = 0
+
+  constructor(
+    private readonly db: Knex,
+    private readonly hub: EventHub,
+  ) {
+    hub.onRevocation((sessionId) => {
+      this.generation++
+      if (sessionId === 'all') this.live.clear()
+      else this.live.delete(sessionId)
+    })
+  }
+
+  /** The session's user while it is live (not revoked, not expired), else undefined. */
+  async userOf(sessionId: number): Promise<number | undefined> {
+    const cached = this.live.get(sessionId)
+    if (cached && cached.expiresAtMs > Date.now()) return cached.userId
+    // Cache only what was read entirely while revocations were being heard.
+    const listening = this.hub.listening
+    if (!listening) this.hub.listen().catch(() => {})
+    const generation = this.generation
+    const session = await findLiveSession(this.db, sessionId)
+    if (!session) return undefined
+    if (listening && this.hub.listening && generation === this.generation) {
+      if (this.live.size >= MAX_ENTRIES) this.live.clear()
+      this.live.set(sessionId, { userId: session.user_id, expiresAtMs: session.expires_at.getTime() })
+    }
+    return session.user_id
+  }
+}
