@@ -1,0 +1,81 @@
+// The hot path: a direct message without an attachment, sent in ONE statement, committed
+// on its own. It does what the transactional path does (src/services/messages.ts
+// sendDirect, with appendEvents), in the same order, in one round trip to the database:
+//   1. lock both users' rows in id order, and the broadcast lock shared (as appendEvents);
+//   2. check the sender is the recipient's friend;
+//   3. store the message (ON CONFLICT: a racing retry with the same client_msg_id waits
+//      for the first one and stores nothing);
+//   4. move both users' dialog entries, append the recipient's log entry at
+//      max(log_head + 1, now µs) and queue its wake-up (NOTIFY, delivered at commit).
+// Each step reads the previous one's result, which fixes the order PostgreSQL runs them
+// in: the locks are held before the message id and the log position are taken.
+import type { Knex } from 'knex'
+
+export interface DirectSend {
+  senderId: number
+  recipientId: number
+  text: string
+  kind: 'text' | 'sticker'
+  clientMsgId?: string
+  ciphertexts?: Record<string, string>
+}
+
+export type DirectSendResult =
+  | { outcome: 'sent' | 'repeated'; id: number; time: number }
+  | { outcome: 'not_friends' }
+  /** Lost a race with a retry of the same client_msg_id: read the first one's reply. */
+  | { outcome: 'raced' }
+
+export async function sendDirectMessage(db: Knex, channel: string, send: DirectSend): Promise<DirectSendResult> {
+  const { rows } = await db.raw(
+    `WITH locked AS (
+       SELECT id, pg_advisory_xact_lock_shared(hashtext(:channel)) AS no_broadcast_in_flight
+         FROM users WHERE id IN (:sender, :recipient) ORDER BY id FOR NO KEY UPDATE
+     ), friendship AS (
+       SELECT status FROM contacts
+        WHERE owner_id = :sender AND other_id = :recipient AND (SELECT count(*) FROM locked) = 2
+     ), earlier AS (
+       SELECT id, created_at FROM messages WHERE sender_id = :sender AND client_msg_id = :clientMsgId
+     ), inserted AS (
+       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts)
+       SELECT :sender, :recipient, :text, :kind, :clientMsgId, :ciphertexts::jsonb
+         FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
+       ON CONFLICT (sender_id, client_msg_id) DO NOTHING
+       RETURNING id, created_at
+     ), dialogs AS (
+       INSERT INTO direct_dialogs (user_id, peer_id, last_msg_id, last_activity)
+       SELECT pair.owner, pair.peer, inserted.id, now()
+         FROM inserted, (VALUES (:sender::int8, :recipient::int8), (:recipient::int8, :sender::int8)) AS pair(owner, peer)
+       ON CONFLICT (user_id, peer_id) DO UPDATE SET last_msg_id = excluded.last_msg_id, last_activity = excluded.last_activity
+     ), head AS (
+       UPDATE users u SET log_head = GREATEST(u.log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)
+        WHERE u.id = :recipient AND EXISTS (SELECT 1 FROM inserted)
+       RETURNING u.id, u.log_head
+     ), appended AS (
+       INSERT INTO events (user_id, pos, type, actor_id, message_id)
+       SELECT head.id, head.log_head, 'message', :sender, inserted.id FROM head, inserted
+       RETURNING user_id
+     ), woken AS (
+       SELECT pg_notify(:channel, 'u:' || user_id) FROM appended
+     )
+     SELECT (SELECT status FROM friendship) AS status,
+            (SELECT count(*) FROM woken) AS woken,
+            i.id AS inserted_id, floor(extract(epoch FROM i.created_at))::int8 AS inserted_time,
+            e.id AS earlier_id, floor(extract(epoch FROM e.created_at))::int8 AS earlier_time
+       FROM (SELECT 1) one LEFT JOIN inserted i ON true LEFT JOIN earlier e ON true`,
+    {
+      channel,
+      sender: send.senderId,
+      recipient: send.recipientId,
+      text: send.text,
+      kind: send.kind,
+      clientMsgId: send.clientMsgId ?? null,
+      ciphertexts: send.ciphertexts ? JSON.stringify(send.ciphertexts) : null,
+    },
+  )
+  const row = rows[0]
+  if (row.earlier_id !== null) return { outcome: 'repeated', id: row.earlier_id, time: row.earlier_time }
+  if (row.status !== 1) return { outcome: 'not_friends' }
+  if (row.inserted_id === null) return { outcome: 'raced' }
+  return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time }
+}
