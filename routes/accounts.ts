@@ -47,6 +47,7 @@ export const registration = defineCommand({
   authenticated: false,
   body: RegistrationBody,
   reply: RegistrationReply,
+  limit: 'registration',
   errors: [409],
   run: async ({ app }, body) => {
     const { uid, verificationRequired } = await app.services.accounts.register(body)

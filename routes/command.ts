@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { ErrorBody } from '../src/schemas/common.js'
 import { BadRequest } from '../src/errors.js'
 import type { AuthSession } from '../src/plugins/auth.js'
+import type { NamedLimit } from '../src/plugins/rate-limit.js'
 
 export interface CommandContext {
   app: FastifyInstance
@@ -27,6 +28,8 @@ export interface Command<B extends TSchema = TSchema, R extends TSchema = TSchem
   authenticated: boolean
   body: B
   reply: R
+  /** A named rate limit the command counts against (src/plugins/rate-limit.ts). */
+  limit?: NamedLimit
   /** Error statuses this command can answer besides 400, 401 (when authenticated) and 429. */
   errors?: number[]
   run(context: CommandContext, body: Static<B>): Promise<Static<R>>
@@ -62,5 +65,6 @@ export async function runCommand(command: Command, request: FastifyRequest, repl
     throw new BadRequest(`"request" is "${String(body.request)}" but the command is ${command.name}`)
   }
   if (command.authenticated) await request.server.authenticate(request)
+  if (command.limit) await request.server.checkLimit(request, command.limit)
   return command.run({ app: request.server, request, reply, session: request.session! }, body)
 }

@@ -31,6 +31,7 @@ export const sendMsg = defineCommand({
   authenticated: true,
   body: SendMsgBody,
   reply: SendMsgReply,
+  limit: 'send',
   errors: [403, 404],
   run: ({ app, session }, body) =>
     app.services.messages.send(session.userId, {
@@ -56,6 +57,7 @@ export const broadcast = defineCommand({
   authenticated: true,
   body: BroadcastBody,
   reply: SendMsgReply,
+  limit: 'send',
   errors: [403],
   run: ({ app, session }, body) => app.services.messages.broadcast(session.userId, body.msg, body.client_msg_id),
 })

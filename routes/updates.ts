@@ -28,6 +28,10 @@ export const updateData = defineCommand({
         timeoutSeconds: body.timeout,
         signal: gone.signal,
       })
+      if (result.msg_array.length + result.events_array.length > 0) {
+        // The cursor is the newest entry's position: microseconds since the epoch.
+        app.metrics.deliveryLag.observe(Math.max(0, Date.now() / 1000 - result.cursor / 1e6))
+      }
       if (body.cursor === undefined) {
         // Written out in full: only then does the server-kept position move.
         reply.raw.once('finish', () => {

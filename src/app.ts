@@ -12,6 +12,7 @@ import eventHub from './plugins/event-hub.js'
 import auth from './plugins/auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import openapi from './plugins/openapi.js'
+import metrics from './plugins/metrics.js'
 import mailer from './plugins/mailer.js'
 import fileStore from './plugins/file-store.js'
 import services from './plugins/services.js'
@@ -58,6 +59,7 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
   await app.register(fileStore)
   await app.register(services, { clock: options.clock ?? systemClock })
   await app.register(openapi)
+  await app.register(metrics)
   await app.register(routes)
   return app
 }

@@ -13,6 +13,10 @@ export const DEFAULTS = {
   SESSION_TTL_SECONDS: 30 * 24 * 3600,
   /** Requests per minute per client IP, across all routes. */
   RATE_LIMIT_PER_MINUTE: 6000,
+  /** Messages (send_msg, broadcast) per user per minute, across processes with REDIS_URL. */
+  SEND_RATE_PER_MINUTE: 600,
+  /** Registrations per client IP per hour. */
+  REGISTRATIONS_PER_IP_PER_HOUR: 30,
   /** Failed logins per login within the window before 429. */
   LOGIN_MAX_FAILURES: 5,
   LOGIN_FAILURE_WINDOW_SECONDS: 300,
@@ -76,6 +80,10 @@ export const ConfigSchema = Type.Object({
   logLevel: LogLevel,
   sessionTtlSeconds: Type.Integer({ minimum: 60 }),
   rateLimitPerMinute: Type.Integer({ minimum: 1 }),
+  sendRatePerMinute: Type.Integer({ minimum: 1 }),
+  registrationsPerIpPerHour: Type.Integer({ minimum: 1 }),
+  /** Rate-limit counters live here when set (shared by every process), else in memory. */
+  redisUrl: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   loginMaxFailures: Type.Integer({ minimum: 1 }),
   loginFailureWindowSeconds: Type.Integer({ minimum: 1 }),
   bodyLimitBytes: Type.Integer({ minimum: 1024 }),
@@ -157,6 +165,9 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     logLevel: text(env, 'LOG_LEVEL') as Config['logLevel'],
     sessionTtlSeconds: integer(env, 'SESSION_TTL_SECONDS'),
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE'),
+    sendRatePerMinute: integer(env, 'SEND_RATE_PER_MINUTE'),
+    registrationsPerIpPerHour: integer(env, 'REGISTRATIONS_PER_IP_PER_HOUR'),
+    redisUrl: env.REDIS_URL || undefined,
     loginMaxFailures: integer(env, 'LOGIN_MAX_FAILURES'),
     loginFailureWindowSeconds: integer(env, 'LOGIN_FAILURE_WINDOW_SECONDS'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES'),

@@ -1,0 +1,88 @@
+// Operations: GET /healthz (the process is up), GET /readyz (the database answers) and
+// Prometheus metrics at GET /metrics: request rates and latencies per route, held polls,
+// event-log delivery lag, the database pool, plus Node's own (memory, CPU, event loop).
+// Hidden from the OpenAPI document: they are for operators, not clients.
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: { deliveryLag: Histogram }
+  }
+}
+
+interface KnexPool {
+  numUsed(): number
+  numFree(): number
+  numPendingAcquires(): number
+}
+
+const READY_TIMEOUT_MS = 2000
+
+export default fp(
+  async (app) => {
+    const registry = new Registry()
+    collectDefaultMetrics({ register: registry })
+
+    const requests = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP requests by route, method and status, with their latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 60],
+      registers: [registry],
+    })
+    const errors = new Counter({ name: 'http_errors_total', help: 'Error replies by stable code', labelNames: ['code'], registers: [registry] })
+    new Gauge({
+      name: 'messenger_held_polls',
+      help: 'update_data requests held in this process',
+      registers: [registry],
+      collect() {
+        this.set(app.hub.size)
+      },
+    })
+    new Gauge({
+      name: 'messenger_db_pool_connections',
+      help: 'Database pool connections by state',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const pool = (app.db.client as { pool?: KnexPool }).pool
+        if (!pool) return
+        this.set({ state: 'used' }, pool.numUsed())
+        this.set({ state: 'free' }, pool.numFree())
+        this.set({ state: 'pending' }, pool.numPendingAcquires())
+      },
+    })
+    const deliveryLag = new Histogram({
+      name: 'messenger_event_delivery_lag_seconds',
+      help: 'Age of the newest log entry of an update_data reply when it was sent',
+      buckets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 10, 60, 600],
+      registers: [registry],
+    })
+    app.decorate('metrics', { deliveryLag })
+
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched'
+      requests.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000)
+    })
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (reply.statusCode >= 400 && typeof payload === 'string' && payload.startsWith('{"error":')) {
+        errors.inc({ code: (JSON.parse(payload) as { error: string }).error })
+      }
+      return payload
+    })
+
+    const hide = { schema: { hide: true }, config: { rateLimit: false } }
+    app.get('/healthz', hide, async () => ({ status: 'ok' }))
+    app.get('/readyz', hide, async (_request, reply) => {
+      try {
+        await app.db.raw('SELECT 1').timeout(READY_TIMEOUT_MS, { cancel: true })
+        return { status: 'ready' }
+      } catch {
+        return reply.code(503).header('retry-after', '1').send({ error: 'unavailable', message: 'The database does not answer' })
+      }
+    })
+    app.get('/metrics', hide, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+  },
+  { name: 'metrics', dependencies: ['database', 'event-hub'] },
+)
