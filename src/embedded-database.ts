@@ -31,6 +31,8 @@ export interface EmbeddedOptions {
    * running after it exits takes the `exit` handler away too.
    */
   keepRunningAfterExit?: boolean
+  /** Listen port; default a free one. A fixed port lets a restarted cluster keep its URL. */
+  port?: number
 }
 
 const DATABASE_NAME = 'messenger'
@@ -41,7 +43,7 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
   await stopOrphanedPostmaster(clusterDir, log)
 
   const passwordFile = path.join(path.dirname(clusterDir), `${path.basename(clusterDir)}.password`)
-  const port = await freeLoopbackPort()
+  const port = options.port ?? (await freeLoopbackPort())
   const EmbeddedPostgres = await importWithoutSignalHooks(options.keepRunningAfterExit ?? false)
   const initialised = existsSync(path.join(clusterDir, 'PG_VERSION'))
   const password = initialised ? (await readFile(passwordFile, 'utf8')).trim() : randomBytes(18).toString('base64url')
