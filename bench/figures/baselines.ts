@@ -1,0 +1,77 @@
+// Baselines: what the machine can do without the messenger's logic, measured in the same
+// run so that every ratio compares like with like.
+//   hello_rps   a bare Fastify route (JSON body in, JSON out) in its own process
+//   whoami_rps  the server's cheapest authenticated command, for context
+//   db_tps_N    durable send-shaped transactions straight through the pg driver
+import autocannon from 'autocannon'
+import pg from 'pg'
+import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-baseline.js'
+import type { BenchDatabase } from '../lib/database.js'
+import type { Plan } from '../lib/plan.js'
+import { startNodeProcess } from '../lib/processes.js'
+import type { Report } from '../lib/report.js'
+import { median } from '../lib/stats.js'
+import { freeLoopbackPort } from '../../src/embedded-database.js'
+
+async function hammer(plan: Plan, url: string, headers: Record<string, string>) {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{}',
+    connections: plan.autocannonConnections,
+    duration: plan.autocannonSeconds,
+  })
+  return { rps: result.requests.average, non2xx: result.non2xx, errors: result.errors + result.timeouts, total: result.requests.total }
+}
+
+export async function helloBaseline(plan: Plan, report: Report, defer: (undo: () => Promise<void>) => void): Promise<void> {
+  const port = await freeLoopbackPort()
+  const hello = await startNodeProcess('hello-server', 'bench/hello-server.ts', port, { PORT: String(port) }, defer)
+  try {
+    // Same request shape as the /whoami run: a POST with a JSON body and a bearer header.
+    const result = await hammer(plan, `${hello.base}/hello`, { authorization: 'Bearer not-checked' })
+    report.add({
+      figure: 'hello_rps',
+      value: result.rps,
+      unit: 'req/s',
+      extra: { connections: plan.autocannonConnections, seconds: plan.autocannonSeconds, non2xx: result.non2xx, errors: result.errors },
+    })
+  } finally {
+    await hello.stop()
+  }
+}
+
+export async function whoamiThroughput(plan: Plan, report: Report, base: string, token: string): Promise<void> {
+  const result = await hammer(plan, `${base}/whoami`, { authorization: `Bearer ${token}` })
+  report.add({
+    figure: 'whoami_rps',
+    value: result.non2xx + result.errors === 0 ? result.rps : Number.NaN,
+    unit: 'req/s',
+    baseline: 'hello_rps',
+    note: result.non2xx + result.errors > 0 ? `${result.non2xx} non-2xx, ${result.errors} errors` : undefined,
+    extra: { non2xx: result.non2xx, errors: result.errors },
+  })
+}
+
+export async function databaseCeiling(plan: Plan, report: Report, db: BenchDatabase): Promise<void> {
+  const admin = new pg.Client({ connectionString: db.url })
+  await admin.connect()
+  try {
+    await createBaselineTable(admin, db.schema)
+  } finally {
+    await admin.end()
+  }
+  const latencies = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 0)
+  report.add({ figure: 'db_tx_ms', value: median(latencies), unit: 'ms', note: 'one client, median', extra: { transactions: latencies.length } })
+  for (const [i, clients] of plan.dbClientCounts.entries()) {
+    const result = await dbTps(db.url, db.schema, clients, plan.dbSeconds, (i + 1) * 1000)
+    report.add({
+      figure: `db_tps_${clients}`,
+      value: result.errors === 0 ? result.tps : Number.NaN,
+      unit: 'tx/s',
+      note: result.errors > 0 ? `${result.errors} failed transactions` : undefined,
+      extra: { transactions: result.total, errors: result.errors, seconds: plan.dbSeconds },
+    })
+  }
+}

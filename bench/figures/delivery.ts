@@ -1,0 +1,88 @@
+// Delivery latency: one sender, one receiver long-polling with its cursor. Messages go one
+// at a time, the next only once the previous arrived, so each latency is the full path of
+// one message through an otherwise idle server: send request, commit, NOTIFY, wake-up,
+// re-read of the log, reply. Timed from just before the send to the receiver having read
+// the reply.
+import { HttpClient } from '../lib/http.js'
+import { catchUp, PollLoop } from '../lib/poller.js'
+import { below, zero } from '../lib/report.js'
+import { maximum, percentile } from '../lib/stats.js'
+import type { BenchContext } from '../lib/context.js'
+
+const ARRIVAL_TIMEOUT_MS = 5_000
+
+export async function deliveryLatency(ctx: BenchContext): Promise<void> {
+  const { plan, report, server } = ctx
+  const { sender, receiver } = ctx.population.delivery
+  const client = new HttpClient(server.base)
+  const total = plan.deliveryWarmup + plan.deliveryMessages
+  const arrivals = new Map<number, number[]>() // message number → arrival times (more than one: duplicated)
+  const order: number[] = []
+  const waiting = new Map<number, () => void>()
+
+  const receiverLoop = new PollLoop(client, receiver, await catchUp(client, receiver), {
+    timeout: 25,
+    deadline: performance.now() + 120_000,
+    maxPolls: total * 4 + 100,
+    onMessages(messages, at) {
+      for (const message of messages) {
+        const n = Number(/^dl:(\d+)$/.exec(message.text)?.[1])
+        if (!Number.isInteger(n)) continue
+        arrivals.set(n, [...(arrivals.get(n) ?? []), at])
+        order.push(n)
+        waiting.get(n)?.()
+      }
+    },
+  }).start()
+
+  const latencies: number[] = []
+  const ackLatencies: number[] = [] // the send's own round trip, to split the latency in two
+  const acked = new Set<number>()
+  let sendErrors = 0
+  let timedOut = 0
+  try {
+    await client.ok('whoami', {}, sender.token) // the sender's connection is open before the first timing
+    const deadline = performance.now() + 90_000
+    for (let n = 0; n < total && performance.now() < deadline; n++) {
+      const arrived = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), ARRIVAL_TIMEOUT_MS)
+        waiting.set(n, () => {
+          clearTimeout(timer)
+          resolve(true)
+        })
+      })
+      const t0 = performance.now()
+      const reply = await client.post('send_msg', { to_uid: receiver.uid, msg: `dl:${n}`, client_msg_id: `dl:${n}` }, sender.token).catch(() => undefined)
+      if (reply?.status === 200) {
+        acked.add(n)
+        if (n >= plan.deliveryWarmup) ackLatencies.push(reply.at - t0)
+      } else {
+        sendErrors++
+      }
+      const ok = await arrived
+      waiting.delete(n)
+      if (!ok) {
+        timedOut++
+        continue
+      }
+      if (n >= plan.deliveryWarmup) latencies.push(arrivals.get(n)![0] - t0)
+    }
+  } finally {
+    await receiverLoop.stop()
+    client.close()
+  }
+
+  // Exactly-once is owed to acknowledged messages.
+  const lost = [...acked].filter((n) => !arrivals.has(n)).length
+  const duplicated = [...arrivals.values()].reduce((sum, times) => sum + times.length - 1, 0)
+  let reordered = 0
+  for (let i = 1; i < order.length; i++) if (order[i] < order[i - 1]) reordered++
+  const extra = { messages: latencies.length, send_ack_p50_ms: +percentile(ackLatencies, 50).toFixed(3), send_errors: sendErrors, arrival_timeouts: timedOut }
+  report.add({ figure: 'delivery_p50_ms', value: percentile(latencies, 50), unit: 'ms', baseline: 'db_tx_ms', target: below(3, 'ms'), extra })
+  report.add({ figure: 'delivery_p95_ms', value: percentile(latencies, 95), unit: 'ms', baseline: 'db_tx_ms' })
+  report.add({ figure: 'delivery_p99_ms', value: percentile(latencies, 99), unit: 'ms', baseline: 'db_tx_ms', target: below(10, 'ms') })
+  report.add({ figure: 'delivery_max_ms', value: maximum(latencies), unit: 'ms', baseline: 'db_tx_ms' })
+  report.add({ figure: 'delivery_lost', value: lost, unit: 'msgs', target: zero })
+  report.add({ figure: 'delivery_duplicated', value: duplicated, unit: 'msgs', target: zero })
+  report.add({ figure: 'delivery_reordered', value: reordered, unit: 'msgs', target: zero })
+}

@@ -1,0 +1,140 @@
+// Held polls: what an idle connected client costs the server. At each level, that many
+// users (one poll each, timeout 60) hold a poll in the one server process; the figures are
+// the server's resident memory per held poll, (RSS with them − RSS before) / n, and how
+// fast the last-opened poll still answers when a message comes for it (the median of a
+// few pings, one at a time, so a presence sweep that happens to run does not decide it).
+//
+// Each held poll is a socket in the server and one in the bench, so a level can need more
+// descriptors than RLIMIT_NOFILE allows; it is then capped below the limit, and the report
+// says so, rather than letting accept() fail with EMFILE.
+import { HeldPolls } from '../lib/held-polls.js'
+import { HttpClient } from '../lib/http.js'
+import { fdLimit, openFds, rssKb, waitQuiet } from '../lib/processes.js'
+import { atMost, below } from '../lib/report.js'
+import { median, sleep } from '../lib/stats.js'
+import type { BenchContext } from '../lib/context.js'
+import type { BenchUser } from '../seed.js'
+
+// Descriptors kept free for everything else the two processes open (database pools, the
+// pinger's connection, files).
+const FD_MARGIN = 150
+const PING_TIMEOUT_MS = 10_000
+
+/** How many more sockets both the server and the bench can open. */
+async function descriptorRoom(serverPid: number): Promise<{ room: number; limit: number }> {
+  const [serverLimit, serverOpen, ownLimit, ownOpen] = await Promise.all([fdLimit(serverPid), openFds(serverPid), fdLimit('self'), openFds('self')])
+  return { room: Math.min(serverLimit - serverOpen, ownLimit - ownOpen) - FD_MARGIN, limit: Math.min(serverLimit, ownLimit) }
+}
+
+export async function heldPolls(ctx: BenchContext, cursors: Map<number, number>): Promise<void> {
+  const { plan, report, server, log } = ctx
+  const { pool, pinger } = ctx.population
+  const top = Math.max(...plan.heldLevels)
+
+  // A warm-up round, not measured: the first polls a process holds also pay for one-time
+  // costs (code paths compiled, the database pool filled, buffers grown), several MB that
+  // would otherwise be charged to the first level's polls.
+  const warmup = new HeldPolls(server, { batch: plan.heldBatch, timeout: 60, cursors, log, onMessages() {} })
+  try {
+    await warmup.open(pool.slice(0, Math.min(plan.heldLevels[0], 1000)), 60_000)
+  } finally {
+    await warmup.close()
+  }
+
+  for (const level of plan.heldLevels) {
+    const { room, limit } = await descriptorRoom(server.pid)
+    const planned = Math.min(level, room, pool.length)
+    const capNote = planned < level ? `capped at ${planned} of ${level}: RLIMIT_NOFILE ${limit} per process` : undefined
+    if (capNote) report.note(`held polls level ${level}: ${capNote}`)
+
+    // Pings are recognised by their text; arrival times are kept per ping.
+    const pingArrivals = new Map<string, number>()
+    const pingWaiters = new Map<string, () => void>()
+    const held = new HeldPolls(server, {
+      batch: plan.heldBatch,
+      timeout: 60,
+      cursors,
+      log,
+      onMessages(_user, messages, at) {
+        for (const message of messages) {
+          if (!message.text.startsWith('ping:')) continue
+          pingArrivals.set(message.text, at)
+          pingWaiters.get(message.text)?.()
+        }
+      },
+    })
+    try {
+      await waitQuiet(10_000)
+      await sleep(500)
+      const rssBefore = await rssKb(server.pid)
+      const t0 = performance.now()
+      const { opened } = await held.open(pool.slice(0, planned), 180_000)
+      const openSeconds = (performance.now() - t0) / 1000
+      log(`held polls: ${opened} opened in ${openSeconds.toFixed(1)} s`)
+      await sleep(1000)
+      const rssWith = await rssKb(server.pid)
+
+      const last = held.lastOpened()
+      const pings = last ? await ping(ctx, pinger, last, level, plan.heldPings, pingArrivals, pingWaiters) : []
+      const { answered, errors } = held.stats()
+      // answered_early: polls answered while held (mostly their 60 s ran out while the level
+      // was still opening) and opened again at once, as a client would.
+      const extra = { held: opened, open_seconds: +openSeconds.toFixed(1), rss_before_mb: +(rssBefore / 1024).toFixed(1), rss_with_mb: +(rssWith / 1024).toFixed(1), answered_early: answered, errors }
+      report.add({
+        figure: `held_polls_${level}_kb_per_poll`,
+        value: opened > 0 ? (rssWith - rssBefore) / opened : Number.NaN,
+        unit: 'KB',
+        target: atMost(20, 'KB'),
+        note: capNote,
+        extra,
+      })
+      report.add({
+        figure: `held_polls_${level}_last_poll_latency_ms`,
+        value: pings.length === plan.heldPings ? median(pings) : Number.NaN,
+        unit: 'ms',
+        target: level === top ? below(20, 'ms') : undefined,
+        note: pings.length < plan.heldPings ? `${plan.heldPings - pings.length} pings not answered` : capNote,
+        extra: { pings: pings.map((p) => +p.toFixed(2)) },
+      })
+      report.add({ figure: `held_polls_${level}_held`, value: opened, unit: 'polls' })
+    } finally {
+      await held.close()
+    }
+  }
+}
+
+/** Times messages from `pinger` to `target` until they arrive in the target's held poll. */
+async function ping(
+  ctx: BenchContext,
+  pinger: BenchUser,
+  target: BenchUser,
+  level: number,
+  count: number,
+  arrivals: Map<string, number>,
+  waiters: Map<string, () => void>,
+): Promise<number[]> {
+  await ctx.seeder.befriend([[pinger, target]])
+  const client = new HttpClient(ctx.server.base)
+  const latencies: number[] = []
+  try {
+    await client.ok('whoami', {}, pinger.token) // the connection is open before the timing
+    for (let i = 0; i < count; i++) {
+      const text = `ping:${level}:${i}`
+      const arrived = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS)
+        waiters.set(text, () => {
+          clearTimeout(timer)
+          resolve(true)
+        })
+      })
+      const t0 = performance.now()
+      const reply = await client.post('send_msg', { to_uid: target.uid, msg: text, client_msg_id: text }, pinger.token).catch(() => undefined)
+      if (reply?.status === 200 && (await arrived)) latencies.push(arrivals.get(text)! - t0)
+      waiters.delete(text)
+      await sleep(200) // the target's next poll is held again
+    }
+  } finally {
+    client.close()
+  }
+  return latencies
+}

@@ -1,0 +1,57 @@
+// Room fan-out: one message to a room whose members all hold a poll. The send appends to
+// every member's log in one statement and wakes them all; the figure is how long until the
+// last member has read it (and the median member), timed from just before the send.
+import { HeldPolls } from '../lib/held-polls.js'
+import { HttpClient } from '../lib/http.js'
+import { below, zero } from '../lib/report.js'
+import { maximum, percentile, sleep } from '../lib/stats.js'
+import type { BenchContext } from '../lib/context.js'
+
+const ARRIVAL_TIMEOUT_MS = 15_000
+
+export async function roomFanout(ctx: BenchContext, cursors: Map<number, number>): Promise<void> {
+  const { plan, report, server, log } = ctx
+  const { pool, roomOwner, roomId } = ctx.population
+  const members = pool.slice(0, plan.roomMembers)
+  const text = 'room:fanout'
+  const arrivals = new Map<number, number>() // member uid → arrival
+  let allArrived: () => void = () => {}
+  const everyone = new Promise<void>((resolve) => (allArrived = resolve))
+
+  const held = new HeldPolls(server, {
+    batch: plan.heldBatch,
+    timeout: 60,
+    cursors,
+    log,
+    onMessages(user, messages, at) {
+      if (!messages.some((m) => m.room_id === roomId && m.text === text) || arrivals.has(user.uid)) return
+      arrivals.set(user.uid, at)
+      if (arrivals.size === members.length) allArrived()
+    },
+  })
+  const client = new HttpClient(server.base)
+  try {
+    const { opened } = await held.open(members, 120_000)
+    if (opened < members.length) throw new Error(`room fan-out: only ${opened} of ${members.length} member polls opened`)
+    await sleep(500)
+    await client.ok('whoami', {}, roomOwner.token)
+    const t0 = performance.now()
+    const reply = await client.ok('send_msg', { room_id: roomId, msg: text, client_msg_id: text }, roomOwner.token)
+    await Promise.race([everyone, sleep(ARRIVAL_TIMEOUT_MS)])
+    const latencies = [...arrivals.values()].map((at) => at - t0)
+    const lost = members.length - arrivals.size
+    report.add({
+      figure: 'room_fanout_last_ms',
+      value: lost === 0 ? maximum(latencies) : Number.NaN,
+      unit: 'ms',
+      target: below(1000, 'ms'),
+      extra: { members: members.length },
+    })
+    report.add({ figure: 'room_fanout_p50_ms', value: percentile(latencies, 50), unit: 'ms' })
+    report.add({ figure: 'room_fanout_ack_ms', value: reply.at - t0, unit: 'ms', note: 'the send itself' })
+    report.add({ figure: 'room_fanout_lost', value: lost, unit: 'members', target: zero })
+  } finally {
+    client.close()
+    await held.close()
+  }
+}

@@ -1,0 +1,137 @@
+// Send throughput: N senders, each sending as fast as its acknowledgements come back, to
+// 16 receivers that long-poll throughout. Every message is checked: an acknowledged one
+// must arrive exactly once, and a sender's messages must arrive in the order sent. The
+// drain is the time from the last acknowledgement until every receiver has everything.
+// A send that fails is retried with the same client_msg_id (at most 3 tries), as a
+// client would, so a retry can never create a second message.
+import { HttpClient } from '../lib/http.js'
+import { catchUp, PollLoop } from '../lib/poller.js'
+import { below, ratioAtLeast, zero } from '../lib/report.js'
+import { percentile, sleep } from '../lib/stats.js'
+import type { BenchContext } from '../lib/context.js'
+
+const MAX_SENDS_PER_SENDER = 100_000
+const TRIES = 3
+
+export async function sendThroughput(ctx: BenchContext, levelIndex: number): Promise<void> {
+  const { plan, report, server } = ctx
+  const { senders, receivers } = ctx.population.throughput[levelIndex]
+  const level = senders.length
+  const prefix = `tp${level}`
+  const client = new HttpClient(server.base)
+
+  const startedAt = new Map<string, number>() // message key → first send attempt
+  const arrivals = new Map<number, number>() // msg_id → number of arrivals
+  const firstArrival = new Map<number, number>()
+  const ackedAt = new Map<number, number>() // msg_id → acknowledgement
+  const lastSeq = new Map<number, number>() // sender index → highest seq received
+  const pending = new Set<number>() // acknowledged, not arrived yet
+  const latencies: number[] = []
+  const ackLatencies: number[] = []
+  let reordered = 0
+  let errors = 0
+
+  const deadline = performance.now() + plan.throughputSeconds * 1000 + plan.drainTimeoutMs + 60_000
+  const loops = await Promise.all(
+    receivers.map(async (receiver) =>
+      new PollLoop(client, receiver, await catchUp(client, receiver), {
+        timeout: 25,
+        deadline,
+        maxPolls: 1_000_000,
+        onMessages(messages, at) {
+          for (const message of messages) {
+            const match = /^tp\d+:(\d+):(\d+)$/.exec(message.text)
+            if (!match) continue
+            const count = (arrivals.get(message.msg_id) ?? 0) + 1
+            arrivals.set(message.msg_id, count)
+            if (count > 1) continue
+            firstArrival.set(message.msg_id, at)
+            pending.delete(message.msg_id)
+            const sender = Number(match[1])
+            const seq = Number(match[2])
+            if (seq < (lastSeq.get(sender) ?? -1)) reordered++
+            else lastSeq.set(sender, seq)
+            const t0 = startedAt.get(message.text)
+            if (t0 !== undefined) latencies.push(at - t0)
+          }
+        },
+      }).start(),
+    ),
+  )
+
+  let acked = 0
+  let sendStart = 0
+  let lastAck = 0
+  try {
+    await sleep(300) // the receivers' polls are held before the first send
+    await Promise.all(senders.map((s) => client.ok('whoami', {}, s.token))) // connections open
+    sendStart = performance.now()
+    const sendDeadline = sendStart + plan.throughputSeconds * 1000
+    await Promise.all(
+      senders.map(async (sender, i) => {
+        const to = receivers[i % receivers.length]
+        for (let seq = 0; seq < MAX_SENDS_PER_SENDER && performance.now() < sendDeadline; seq++) {
+          const key = `${prefix}:${i}:${seq}`
+          startedAt.set(key, performance.now())
+          for (let attempt = 0; attempt < TRIES; attempt++) {
+            const reply = await client.post('send_msg', { to_uid: to.uid, msg: key, client_msg_id: key }, sender.token).catch(() => undefined)
+            if (reply?.status === 200) {
+              ackedAt.set(reply.body.msg_id, reply.at)
+              ackLatencies.push(reply.at - startedAt.get(key)!)
+              if (!arrivals.has(reply.body.msg_id)) pending.add(reply.body.msg_id)
+              acked++
+              lastAck = Math.max(lastAck, reply.at)
+              break
+            }
+            errors++
+          }
+        }
+      }),
+    )
+    // Drain: wait (bounded) until every acknowledged message has arrived.
+    const drainDeadline = performance.now() + plan.drainTimeoutMs
+    while (pending.size > 0 && performance.now() < drainDeadline) await sleep(2)
+  } finally {
+    await Promise.all(loops.map((loop) => loop.stop()))
+    client.close()
+  }
+
+  const missing = [...ackedAt.keys()].filter((id) => !arrivals.has(id))
+  const duplicated = [...arrivals.values()].reduce((sum, n) => sum + n - 1, 0)
+  const unackedArrived = [...arrivals.keys()].filter((id) => !ackedAt.has(id)).length
+  let lastArrival = 0
+  for (const id of ackedAt.keys()) lastArrival = Math.max(lastArrival, firstArrival.get(id) ?? 0)
+  const drainMs = missing.length > 0 ? Number.NaN : Math.max(0, lastArrival - lastAck)
+  const seconds = (lastAck - sendStart) / 1000
+
+  const name = (what: string) => `sends_${level}_${what}`
+  const loaded = level === Math.max(...plan.throughputLevels)
+  report.add({
+    figure: `sends_per_s_${level}`,
+    value: acked / seconds,
+    unit: 'msg/s',
+    baseline: `db_tps_${level}`,
+    target: level === Math.min(...plan.throughputLevels) ? ratioAtLeast(1.0) : undefined,
+    extra: {
+      acked,
+      seconds: Number(seconds.toFixed(2)),
+      receivers: receivers.length,
+      send_ack_p50_ms: +percentile(ackLatencies, 50).toFixed(3),
+      send_ack_p99_ms: +percentile(ackLatencies, 99).toFixed(3),
+      unacked_arrived: unackedArrived,
+    },
+  })
+  report.add({ figure: name('errors'), value: errors, unit: 'errors' })
+  report.add({ figure: name('delivery_p50_ms'), value: percentile(latencies, 50), unit: 'ms' })
+  report.add({ figure: name('delivery_p99_ms'), value: percentile(latencies, 99), unit: 'ms', target: loaded ? below(500, 'ms') : undefined })
+  report.add({
+    figure: name('drain_ms'),
+    value: drainMs,
+    unit: 'ms',
+    target: loaded ? below(1000, 'ms') : undefined,
+    note: missing.length > 0 ? `${missing.length} not arrived within ${plan.drainTimeoutMs} ms` : undefined,
+  })
+  report.add({ figure: name('lost'), value: missing.length, unit: 'msgs', target: zero })
+  report.add({ figure: name('duplicated'), value: duplicated, unit: 'msgs', target: zero })
+  report.add({ figure: name('reordered'), value: reordered, unit: 'msgs', target: zero })
+}

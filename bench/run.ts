@@ -1,0 +1,191 @@
+// npm run bench [-- --smoke]: the messenger's performance figures, all from one run on
+// this machine (loopback only). Starts its own PostgreSQL (or uses DATABASE_URL) on a
+// fresh schema, seeds users, measures the baselines, starts the server and measures it.
+// One JSON line per figure on stdout, progress on stderr, then a table with the targets.
+// Exit 0 when the run completed (whatever the figures say), 1 when it broke.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { databaseCeiling, helloBaseline, whoamiThroughput } from './figures/baselines.js'
+import { deliveryLatency } from './figures/delivery.js'
+import { logGrowth } from './figures/growth.js'
+import { heldPolls } from './figures/held-polls.js'
+import { roomFanout } from './figures/room-fanout.js'
+import { sendThroughput } from './figures/throughput.js'
+import type { BenchContext } from './lib/context.js'
+import { openBenchDatabase } from './lib/database.js'
+import { makePlan } from './lib/plan.js'
+import { cpuSplit, ForeignLoad, rssKb, startNodeProcess, waitQuiet, type NodeProcess } from './lib/processes.js'
+import { below, Report } from './lib/report.js'
+import { seedPopulation, Seeder } from './seed.js'
+import { freeLoopbackPort } from '../src/embedded-database.js'
+
+const wallStart = performance.now()
+const plan = makePlan(process.argv.includes('--smoke'))
+const report = new Report()
+const foreign = new ForeignLoad().start()
+const log = (line: string) => console.error(`# [${((performance.now() - wallStart) / 1000).toFixed(1)} s] ${line}`)
+
+// Undo steps, run last-in first-out exactly once: on completion, on error, on a signal.
+const cleanups: (() => Promise<void>)[] = []
+let cleaning: Promise<void> | undefined
+function cleanup(): Promise<void> {
+  return (cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      try {
+        await cleanups.pop()!()
+      } catch (error) {
+        log(`cleanup: ${(error as Error).message}`)
+      }
+    }
+  })())
+}
+
+/** Set once the run is being stopped early (a signal, the time limit): nothing new starts. */
+let stopping: string | undefined
+let finishing: Promise<never> | undefined
+
+/** Cleans up (bounded), prints the closing figures and the table, exits. The first caller's code wins. */
+function finish(code: number): Promise<never> {
+  return (finishing ??= (async () => {
+    log('cleaning up')
+    const bounded = new Promise<void>((resolve) => setTimeout(resolve, 30_000).unref())
+    await Promise.race([cleanup(), bounded])
+    foreign.stop()
+    report.add({
+      figure: 'foreign_cpu_pct',
+      value: foreign.meanPercent(),
+      unit: '%',
+      target: below(10, '%'),
+      note: `CPU of processes outside the bench${process.env.DATABASE_URL ? ' (incl. the DATABASE_URL server)' : ''}; above target, figures are understated`,
+    })
+    report.add({ figure: 'wall_time_s', value: (performance.now() - wallStart) / 1000, unit: 's', note: plan.smoke ? 'smoke' : undefined })
+    if (stopping) report.note(`stopped early: ${stopping}`)
+    console.log(`\n${report.table()}`)
+    process.exit(code)
+  })())
+}
+
+function stopEarly(reason: string, code: number): void {
+  if (stopping) return
+  stopping = reason
+  log(`${reason}: stopping`)
+  void finish(code)
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stopEarly(signal, 130))
+setTimeout(() => stopEarly(`over the run's limit of ${plan.hardLimitMs / 1000} s`, 1), plan.hardLimitMs).unref()
+
+let broken = false
+let serverPid: number | undefined
+/** Runs one figure group; a failure is reported and the run goes on (and exits 1). */
+async function group(name: string, run: () => Promise<void>): Promise<void> {
+  if (stopping) return
+  log(`${name}…`)
+  const t0 = performance.now()
+  const cpu0 = serverPid === undefined ? undefined : await cpuSplit(serverPid)
+  try {
+    await run()
+  } catch (error) {
+    if (stopping) return // torn down under it: not a finding
+    broken = true
+    report.note(`${name} broke: ${(error as Error).stack ?? error}`)
+  }
+  const seconds = Math.max(1, Math.round((performance.now() - t0) / 1000))
+  // Where the CPU went: shows whether the bench's own client was a bottleneck.
+  let split = ''
+  if (cpu0 && serverPid !== undefined) {
+    const cpu1 = await cpuSplit(serverPid)
+    const bench = cpu1.bench - cpu0.bench
+    const server = cpu1.server - cpu0.server
+    const database = process.env.DATABASE_URL ? 'not ours' : (cpu1.tree - cpu0.tree - bench - server).toFixed(1)
+    split = `; CPU s: bench ${bench.toFixed(1)}, server ${server.toFixed(1)}, database ${database}`
+  }
+  log(`${name}: ${seconds} s, other processes took ${foreign.recentPercent(seconds).toFixed(0)}% of the machine's CPU${split}`)
+}
+
+async function main(): Promise<void> {
+  log(plan.smoke ? 'smoke run: tiny counts' : 'full run')
+  const defer = (undo: () => Promise<void>) => void cleanups.push(undo)
+  const db = await openBenchDatabase(log, defer)
+  const secret = randomBytes(32).toString('hex')
+  const seeder = new Seeder(db.knex, secret)
+  const poolSize = Math.max(...plan.heldLevels, plan.roomMembers)
+  const population = await seedPopulation(seeder, { ...plan, poolSize })
+  const seeded = 2 + population.throughput.reduce((n, g) => n + g.senders.length + g.receivers.length, 0) + population.growth.length + population.pool.length + 2
+  log(`seeded ${seeded} users`)
+
+  // Baselines that need no messenger server: nothing else runs while they are measured.
+  await group('baseline: hello-world', () => helloBaseline(plan, report, defer))
+  await group('baseline: database ceiling', () => databaseCeiling(plan, report, db))
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-bench-data-'))
+  defer(() => rm(dataDir, { recursive: true, force: true }))
+  const port = await freeLoopbackPort()
+  const server: NodeProcess = await startNodeProcess('messenger server', 'src/server.ts', port, {
+    DATABASE_URL: db.url,
+    DATABASE_SCHEMA: db.schema,
+    JWT_SECRET: secret,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    // The limits would be what is measured, not the server: out of the way.
+    RATE_LIMIT_PER_MINUTE: '100000000',
+    SEND_RATE_PER_MINUTE: '100000000',
+    // One process, its limits in memory: the figures must not depend on a Redis service
+    // that happens to be configured in the environment (CI sets one).
+    REDIS_URL: '',
+    MAX_HELD_POLLS_PER_USER: '4',
+    DATA_DIR: dataDir,
+  }, defer)
+  serverPid = server.pid
+  let serverGone = false
+  void server.exited.then(({ code, signal }) => {
+    serverGone = true
+    log(`the server exited (${code ?? signal})`)
+  })
+  log(`server pid ${server.pid} on ${server.base}`)
+
+  const ctx: BenchContext = { plan, report, db, seeder, population, server, log }
+  const cursors = new Map<number, number>()
+  const groups: [string, () => Promise<void>][] = [
+    ['whoami throughput', () => whoamiThroughput(plan, report, server.base, population.delivery.sender.token)],
+    [
+      'idle server memory',
+      async () => {
+        await waitQuiet(5000)
+        report.add({ figure: 'server_rss_idle_mb', value: (await rssKb(server.pid)) / 1024, unit: 'MB', note: 'after the whoami run' })
+      },
+    ],
+    ['delivery latency', () => deliveryLatency(ctx)],
+    ...plan.throughputLevels.map((level, i): [string, () => Promise<void>] => [`send throughput, ${level} senders`, () => sendThroughput(ctx, i)]),
+    // Before the held polls: their users going offline 60 s after a level must not overlap the timings.
+    ['log growth', () => logGrowth(ctx)],
+    ['held polls', () => heldPolls(ctx, cursors)],
+    // Right after the held polls, on the same users: they are still online, so no presence
+    // changes run in the server while the fan-out is timed.
+    ['room fan-out', () => roomFanout(ctx, cursors)],
+  ]
+  for (const [name, run] of groups) {
+    if (stopping) return
+    if (serverGone) {
+      broken = true
+      report.note(`${name}: skipped, the server is gone:\n${server.output.slice(-20).join('\n')}`)
+      continue
+    }
+    await group(name, run)
+  }
+
+  const problems = server.output.filter((line) => /"level":(50|60)/.test(line))
+  if (problems.length > 0) report.note(`the server logged ${problems.length} errors; the last: ${problems[problems.length - 1]}`)
+}
+
+try {
+  await main()
+} catch (error) {
+  if (!stopping) {
+    broken = true
+    report.note(`the run broke: ${(error as Error).stack ?? error}`)
+  }
+}
+await finish(broken ? 1 : 0)

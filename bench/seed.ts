@@ -1,0 +1,133 @@
+// Seeding straight into the tables: registration hashes each password with argon2 (tens
+// of milliseconds on purpose), which would make 20,000 users take longer than the bench.
+// A seeded user is a `users` row with a placeholder hash and a live `sessions` row; its
+// token is signed here with the server's secret, exactly as the server would sign it
+// (HS256 over {uid, sid}; the server checks the session row on every request).
+import { createSigner } from 'fast-jwt'
+import type { Knex } from 'knex'
+
+export interface BenchUser {
+  uid: number
+  sid: number
+  login: string
+  token: string
+}
+
+export class Seeder {
+  private readonly sign: (payload: { uid: number; sid: number }) => string
+
+  constructor(
+    private readonly knex: Knex,
+    secret: string,
+  ) {
+    this.sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 3600_000 }) as (payload: { uid: number; sid: number }) => string
+  }
+
+  /** `count` users with logins `<prefix>1` … and one live session each, in uid order. */
+  async users(prefix: string, count: number): Promise<BenchUser[]> {
+    if (count === 0) return []
+    const { rows: users } = await this.knex.raw<{ rows: { id: number; login: string }[] }>(
+      `INSERT INTO users (login, password_hash)
+       SELECT ? || g, 'bench-seeded-no-password' FROM generate_series(1, ?::int) g
+       RETURNING id, login`,
+      [prefix, count],
+    )
+    users.sort((a, b) => a.id - b.id)
+    const { rows: sessions } = await this.knex.raw<{ rows: { id: number; user_id: number }[] }>(
+      `INSERT INTO sessions (user_id, expires_at)
+       SELECT u, now() + interval '7 days' FROM unnest(?::bigint[]) u
+       RETURNING id, user_id`,
+      [users.map((u) => u.id)],
+    )
+    const sidOf = new Map(sessions.map((s) => [s.user_id, s.id]))
+    return users.map((u) => {
+      const sid = sidOf.get(u.id)!
+      return { uid: u.id, sid, login: u.login, token: this.sign({ uid: u.id, sid }) }
+    })
+  }
+
+  /** Accepted contacts, both directions, for each pair. */
+  async befriend(pairs: [BenchUser, BenchUser][]): Promise<void> {
+    if (pairs.length === 0) return
+    const owners = pairs.flatMap(([a, b]) => [a.uid, b.uid])
+    const others = pairs.flatMap(([a, b]) => [b.uid, a.uid])
+    await this.knex.raw(
+      `INSERT INTO contacts (owner_id, other_id, status)
+       SELECT o, t, 1 FROM unnest(?::bigint[], ?::bigint[]) AS p(o, t)
+       ON CONFLICT (owner_id, other_id) DO UPDATE SET status = 1`,
+      [owners, others],
+    )
+  }
+
+  /** A public room owned by `owner`, with `members` as plain members. */
+  async room(owner: BenchUser, members: BenchUser[]): Promise<number> {
+    const [{ id }] = await this.knex('rooms').insert({ name: 'bench fan-out', type: 'public', owner_id: owner.uid }).returning('id')
+    await this.knex.raw(
+      `INSERT INTO room_members (room_id, user_id, role)
+       SELECT ?, u, CASE WHEN u = ? THEN 'owner' ELSE 'member' END FROM unnest(?::bigint[]) u`,
+      [id, owner.uid, [owner.uid, ...members.map((m) => m.uid)]],
+    )
+    return id
+  }
+
+  /**
+   * `total` filler events spread evenly over `users`, at positions in the past (a day
+   * ago), so they are history behind every cursor; each user's log_head is raised to at
+   * least its newest position, keeping the log's invariant (appends go above the head).
+   * Rows go in time order across users, so one user's entries are scattered over the
+   * table as in a real log, not packed together.
+   */
+  async fillerEvents(users: BenchUser[], total: number): Promise<void> {
+    const perUser = Math.max(1, Math.floor(total / users.length))
+    const startUs = (Date.now() - 86_400_000) * 1000
+    await this.knex.transaction(async (trx) => {
+      await trx.raw("SET LOCAL statement_timeout = '300s'")
+      await trx.raw(
+        `INSERT INTO events (user_id, pos, type, actor_id)
+         SELECT u, ?::int8 + g, 'bench_filler', u
+           FROM generate_series(1, ?::int) g CROSS JOIN unnest(?::bigint[]) u`,
+        [startUs, perUser, users.map((u) => u.uid)],
+      )
+      await trx.raw('UPDATE users SET log_head = GREATEST(log_head, ?::int8) WHERE id = ANY(?::bigint[])', [startUs + perUser, users.map((u) => u.uid)])
+    })
+  }
+}
+
+/** Everyone the figures need, seeded once before the server starts. */
+export interface Population {
+  delivery: { sender: BenchUser; receiver: BenchUser }
+  /** One group per throughput level: sender i writes to receiver i % receivers. */
+  throughput: { senders: BenchUser[]; receivers: BenchUser[] }[]
+  /** Growth: the filler events go to all of them; [0] sends to [1], [1] polls. */
+  growth: BenchUser[]
+  /** Held polls (level n uses the first n) and the fan-out room's members (the first ones). */
+  pool: BenchUser[]
+  /** Sends the message that times the last-opened held poll (befriended at run time). */
+  pinger: BenchUser
+  roomOwner: BenchUser
+  roomId: number
+}
+
+export async function seedPopulation(
+  seeder: Seeder,
+  counts: { throughputLevels: number[]; throughputReceivers: number; growthUsers: number; poolSize: number; roomMembers: number },
+): Promise<Population> {
+  const [sender, receiver] = await seeder.users('dl', 2)
+  await seeder.befriend([[sender, receiver]])
+
+  const throughput = []
+  for (const [index, level] of counts.throughputLevels.entries()) {
+    const senders = await seeder.users(`t${index}s`, level)
+    const receivers = await seeder.users(`t${index}r`, counts.throughputReceivers)
+    await seeder.befriend(senders.map((s, i) => [s, receivers[i % receivers.length]]))
+    throughput.push({ senders, receivers })
+  }
+
+  const growth = await seeder.users('g', counts.growthUsers)
+  await seeder.befriend([[growth[0], growth[1]]])
+
+  const pool = await seeder.users('hp', counts.poolSize)
+  const [pinger, roomOwner] = await seeder.users('x', 2)
+  const roomId = await seeder.room(roomOwner, pool.slice(0, counts.roomMembers))
+  return { delivery: { sender, receiver }, throughput, growth, pool, pinger, roomOwner, roomId }
+}

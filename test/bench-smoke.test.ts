@@ -1,0 +1,81 @@
+// The benchmark's machinery, end to end: `npm run bench -- --smoke` (tiny counts) against
+// the test database must finish, print every figure as a JSON line with a number, and
+// find every acknowledged message delivered exactly once. The figures' values are not
+// judged here: this machine's speed is not the suite's business.
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { testDatabaseUrl } from './helper.js'
+import { serverEnv } from './processes.js'
+
+const PROJECT_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)))
+const KILL_AFTER_MS = 85_000
+
+const EXPECTED = [
+  'hello_rps',
+  'whoami_rps',
+  'db_tx_ms',
+  'db_tps_16',
+  'db_tps_64',
+  'server_rss_idle_mb',
+  'delivery_p50_ms',
+  'delivery_p95_ms',
+  'delivery_p99_ms',
+  'delivery_max_ms',
+  'delivery_lost',
+  'delivery_duplicated',
+  'delivery_reordered',
+  ...[16, 64].flatMap((n) => [
+    `sends_per_s_${n}`,
+    ...['errors', 'delivery_p50_ms', 'delivery_p99_ms', 'drain_ms', 'lost', 'duplicated', 'reordered'].map((what) => `sends_${n}_${what}`),
+  ]),
+  'poll_ms_empty',
+  'send_ms_empty',
+  'poll_ms_1m',
+  'send_ms_1m',
+  'held_polls_200_kb_per_poll',
+  'held_polls_200_last_poll_latency_ms',
+  'held_polls_200_held',
+  'room_fanout_last_ms',
+  'room_fanout_p50_ms',
+  'room_fanout_ack_ms',
+  'room_fanout_lost',
+  'foreign_cpu_pct',
+  'wall_time_s',
+]
+
+t.test('npm run bench -- --smoke', async (t) => {
+  // Its own process group, so that a run over time is stopped whole (npm, the bench, the
+  // server it started), by that group's id.
+  const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke'], {
+    cwd: PROJECT_ROOT,
+    env: serverEnv({ DATABASE_URL: testDatabaseUrl() }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const timer = setTimeout(() => {
+    process.kill(-child.pid!, 'SIGINT')
+    setTimeout(() => child.exitCode === null && process.kill(-child.pid!, 'SIGKILL'), 10_000).unref()
+  }, KILL_AFTER_MS)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)))
+  clearTimeout(timer)
+
+  t.equal(code, 0, 'the run completed', { stderr: stderr.slice(-4000), stdout: stdout.slice(-4000) })
+  const figures = new Map<string, unknown>()
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const parsed = JSON.parse(line) as { figure?: string; value?: unknown }
+    if (parsed.figure) figures.set(parsed.figure, parsed.value)
+  }
+  for (const name of EXPECTED) {
+    t.ok(typeof figures.get(name) === 'number' && Number.isFinite(figures.get(name)), `${name} is a finite number`, { got: figures.get(name) })
+  }
+  for (const [name, value] of figures) {
+    if (/_(lost|duplicated)$/.test(name)) t.equal(value, 0, `${name} = 0`)
+  }
+})
