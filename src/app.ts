@@ -49,6 +49,16 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
   // JSON only: a text/plain body would otherwise be parsed as a string and fail later
   // with a vaguer message than 415.
   app.removeContentTypeParser('text/plain')
+  // While closing, answer with `Connection: close`: a keep-alive socket of a request that
+  // was in flight at SIGTERM would otherwise stay open and hold close() until the grace ends.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close')
+    return payload
+  })
   await app.register(configPlugin, { config })
   await app.register(errors)
   await app.register(rateLimit)
