@@ -14,11 +14,13 @@ export const updateData = defineCommand({
   authenticated: true,
   body: UpdateDataBody,
   reply: UpdateDataReply,
-  run: async ({ app, session, reply }, body) => {
+  run: async ({ app, session, request, reply }, body) => {
     // The reply's socket closing before we answered means the client went away.
     const gone = new AbortController()
     const onClose = () => gone.abort()
     reply.raw.once('close', onClose)
+    // Gone already, while the request was being authenticated: don't hold anything for it.
+    if (request.raw.socket?.destroyed) gone.abort()
     try {
       const result = await app.services.updates.poll({
         userId: session.userId,

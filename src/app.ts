@@ -6,7 +6,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createValidatorCompiler } from './validation.js'
 import configPlugin from './plugins/config.js'
-import errors from './plugins/errors.js'
+import errors, { sendError } from './plugins/errors.js'
+import { BadRequest } from './errors.js'
+import { containsUnstorableText } from './validation.js'
 import database from './plugins/database.js'
 import eventHub from './plugins/event-hub.js'
 import auth from './plugins/auth.js'
@@ -42,6 +44,10 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
     keepAliveTimeout: config.keepAliveTimeoutMs,
     // Long-polls are held up to POLL_MAX_SECONDS; leave the request timer well above it.
     requestTimeout: (config.pollMaxSeconds + 30) * 1000,
+    // A malformed URL (bad escape, over-long parameter) gets the product's error shape too.
+    frameworkErrors: (error, request, reply) => {
+      sendError(request, reply, { status: error.statusCode ?? 400, code: 'bad_request', message: error.message })
+    },
     ...options.fastify,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -49,6 +55,17 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
   // JSON only: a text/plain body would otherwise be parsed as a string and fail later
   // with a vaguer message than 415.
   app.removeContentTypeParser('text/plain')
+  // Fastify's own JSON parser (prototype-poisoning safe), plus one rule no schema can
+  // state: text PostgreSQL cannot store (NUL, unpaired surrogates) is a 400, not a 500.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body as string, (error: Error | null, value?: unknown) => {
+      if (error) return done(error)
+      if (containsUnstorableText(value)) return done(new BadRequest('Text may not contain NUL characters or unpaired surrogates'))
+      done(null, value)
+    })
+  })
   // While closing, answer with `Connection: close`: a keep-alive socket of a request that
   // was in flight at SIGTERM would otherwise stay open and hold close() until the grace ends.
   let closing = false

@@ -22,9 +22,14 @@ export function createCalls({ db, config, channel, clock, log }: ServiceDeps, pr
   const ringMs = config.callRingSeconds * 1000
 
   function checkSignal(payload: unknown, what: string): void {
-    if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > config.maxCallSignalBytes) {
-      throw new BadRequest(`${what} larger than ${config.maxCallSignalBytes} bytes`)
+    if (payload === undefined) return
+    let bytes: number
+    try {
+      bytes = Buffer.byteLength(JSON.stringify(payload))
+    } catch {
+      throw new BadRequest(`${what} is nested too deeply`) // JSON.stringify ran out of stack
     }
+    if (bytes > config.maxCallSignalBytes) throw new BadRequest(`${what} larger than ${config.maxCallSignalBytes} bytes`)
   }
 
   const otherParty = (call: CallRow, userId: number) => (call.caller_id === userId ? call.callee_id : call.caller_id)

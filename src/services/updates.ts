@@ -82,6 +82,7 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
       const waiter = await hub.subscribe(request.userId, request.sessionId)
       const onGone = () => waiter.wake('gone')
       request.signal.addEventListener('abort', onGone)
+      if (request.signal.aborted) onGone()
       try {
         await assertSessionLive(request)
         await presence.seen(request.userId)
