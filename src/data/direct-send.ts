@@ -10,6 +10,7 @@
 // Each step reads the previous one's result, which fixes the order PostgreSQL runs them
 // in: the locks are held before the message id and the log position are taken.
 import type { Knex } from 'knex'
+import { preparedQuery } from './prepared.js'
 
 export interface DirectSend {
   senderId: number
@@ -26,56 +27,64 @@ export type DirectSendResult =
   /** Lost a race with a retry of the same client_msg_id: read the first one's reply. */
   | { outcome: 'raced' }
 
-export async function sendDirectMessage(db: Knex, channel: string, send: DirectSend): Promise<DirectSendResult> {
-  const { rows } = await db.raw(
-    `WITH locked AS (
-       SELECT id, pg_advisory_xact_lock_shared(hashtext(:channel)) AS no_broadcast_in_flight
-         FROM users WHERE id IN (:sender, :recipient) ORDER BY id FOR NO KEY UPDATE
+interface DirectSendRow {
+  status: number | null
+  inserted_id: number | null
+  inserted_time: number | null
+  earlier_id: number | null
+  earlier_time: number | null
+}
+
+// $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts.
+const DIRECT_SEND_SQL = `WITH locked AS (
+       SELECT id, pg_advisory_xact_lock_shared(hashtext($1)) AS no_broadcast_in_flight
+         FROM users WHERE id IN ($2, $3) ORDER BY id FOR NO KEY UPDATE
      ), friendship AS (
        SELECT status FROM contacts
-        WHERE owner_id = :sender AND other_id = :recipient AND (SELECT count(*) FROM locked) = 2
+        WHERE owner_id = $2 AND other_id = $3 AND (SELECT count(*) FROM locked) = 2
      ), earlier AS (
-       SELECT id, created_at FROM messages WHERE sender_id = :sender AND client_msg_id = :clientMsgId
+       SELECT id, created_at FROM messages WHERE sender_id = $2 AND client_msg_id = $6
      ), inserted AS (
        INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts)
-       SELECT :sender, :recipient, :text, :kind, :clientMsgId, :ciphertexts::jsonb
+       SELECT $2, $3, $4, $5, $6, $7::jsonb
          FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
        RETURNING id, created_at
      ), dialogs AS (
        INSERT INTO direct_dialogs (user_id, peer_id, last_msg_id, last_activity)
        SELECT pair.owner, pair.peer, inserted.id, now()
-         FROM inserted, (VALUES (:sender::int8, :recipient::int8), (:recipient::int8, :sender::int8)) AS pair(owner, peer)
+         FROM inserted, (VALUES ($2::int8, $3::int8), ($3::int8, $2::int8)) AS pair(owner, peer)
        ON CONFLICT (user_id, peer_id) DO UPDATE SET last_msg_id = excluded.last_msg_id, last_activity = excluded.last_activity
      ), head AS (
        UPDATE users u SET log_head = GREATEST(u.log_head + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)
-        WHERE u.id = :recipient AND EXISTS (SELECT 1 FROM inserted)
+        WHERE u.id = $3 AND EXISTS (SELECT 1 FROM inserted)
        RETURNING u.id, u.log_head
      ), appended AS (
        INSERT INTO events (user_id, pos, type, actor_id, message_id)
-       SELECT head.id, head.log_head, 'message', :sender, inserted.id FROM head, inserted
+       SELECT head.id, head.log_head, 'message', $2, inserted.id FROM head, inserted
        RETURNING user_id
      ), woken AS (
-       SELECT pg_notify(:channel, 'u:' || user_id) FROM appended
+       SELECT pg_notify($1, 'u:' || user_id) FROM appended
      )
      SELECT (SELECT status FROM friendship) AS status,
             (SELECT count(*) FROM woken) AS woken,
             i.id AS inserted_id, floor(extract(epoch FROM i.created_at))::int8 AS inserted_time,
             e.id AS earlier_id, floor(extract(epoch FROM e.created_at))::int8 AS earlier_time
-       FROM (SELECT 1) one LEFT JOIN inserted i ON true LEFT JOIN earlier e ON true`,
-    {
-      channel,
-      sender: send.senderId,
-      recipient: send.recipientId,
-      text: send.text,
-      kind: send.kind,
-      clientMsgId: send.clientMsgId ?? null,
-      ciphertexts: send.ciphertexts ? JSON.stringify(send.ciphertexts) : null,
-    },
-  )
+       FROM (SELECT 1) one LEFT JOIN inserted i ON true LEFT JOIN earlier e ON true`
+
+export async function sendDirectMessage(db: Knex, channel: string, send: DirectSend): Promise<DirectSendResult> {
+  const rows = await preparedQuery<DirectSendRow>(db, 'direct_send', DIRECT_SEND_SQL, [
+    channel,
+    send.senderId,
+    send.recipientId,
+    send.text,
+    send.kind,
+    send.clientMsgId ?? null,
+    send.ciphertexts ? JSON.stringify(send.ciphertexts) : null,
+  ])
   const row = rows[0]
-  if (row.earlier_id !== null) return { outcome: 'repeated', id: row.earlier_id, time: row.earlier_time }
+  if (row.earlier_id !== null) return { outcome: 'repeated', id: row.earlier_id, time: row.earlier_time! }
   if (row.status !== 1) return { outcome: 'not_friends' }
   if (row.inserted_id === null) return { outcome: 'raced' }
-  return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time }
+  return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time! }
 }

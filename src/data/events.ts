@@ -16,6 +16,7 @@
 import type { Knex } from 'knex'
 import type { MessageKind } from './messages.js'
 import { MESSAGE_FILE_SQL, type MessageFile } from './files.js'
+import { preparedQuery } from './prepared.js'
 
 export interface NewEvent {
   type: string
@@ -110,33 +111,32 @@ export async function appendBroadcast(trx: Knex.Transaction, channel: string, me
   return rows[0].pos
 }
 
+// $1 user, $2 after, $3 limit.
+const READ_LOG_SQL = `WITH entries AS (
+       (SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
+          FROM events e WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3)
+       UNION ALL
+       (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
+          FROM broadcasts b JOIN messages m ON m.id = b.message_id
+         WHERE b.pos > GREATEST($2::int8, (SELECT created_pos FROM users WHERE id = $1))
+         ORDER BY b.pos LIMIT $3)
+     )
+     SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
+            m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
+            floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted,
+            m.ciphertexts ->> ($1)::text AS ciphertext, ${MESSAGE_FILE_SQL} AS file
+       FROM entries e
+       JOIN users a ON a.id = e.actor_id
+       LEFT JOIN messages m ON m.id = e.message_id
+      ORDER BY e.pos
+      LIMIT $3`
+
 /**
  * The entries after `after`, oldest first: the user's own log merged with the broadcasts
  * made since the account exists, read in one statement (one snapshot).
  */
 export async function readLog(db: Knex, userId: number, after: number, limit: number): Promise<LogEntry[]> {
-  const { rows } = await db.raw(
-    `WITH entries AS (
-       (SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
-          FROM events e WHERE e.user_id = :userId AND e.pos > :after ORDER BY e.pos LIMIT :limit)
-       UNION ALL
-       (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
-          FROM broadcasts b JOIN messages m ON m.id = b.message_id
-         WHERE b.pos > GREATEST(:after::int8, (SELECT created_pos FROM users WHERE id = :userId))
-         ORDER BY b.pos LIMIT :limit)
-     )
-     SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
-            m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
-            floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted,
-            m.ciphertexts ->> (:userId)::text AS ciphertext, ${MESSAGE_FILE_SQL} AS file
-       FROM entries e
-       JOIN users a ON a.id = e.actor_id
-       LEFT JOIN messages m ON m.id = e.message_id
-      ORDER BY e.pos
-      LIMIT :limit`,
-    { userId, after, limit },
-  )
-  return rows
+  return preparedQuery<LogEntry>(db, 'read_log', READ_LOG_SQL, [userId, after, limit])
 }
 
 /** Ends the held polls of these sessions on every process (delivered at commit). */
