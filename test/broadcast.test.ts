@@ -30,6 +30,7 @@ import {
   call,
   createTestSchema,
   drain,
+  insertUsers,
   poll,
   signUp,
   sleep,
@@ -106,24 +107,6 @@ async function waitFor(what: string, deadlineMs: number, check: () => boolean | 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await sleep(5)
   }
-}
-
-/** `count` users inserted directly (an argon2 hash per HTTP registration is slow), each with a live session and token. */
-async function insertUsers(app: App, count: number, prefix: string): Promise<TestSession[]> {
-  const tag = randomBytes(4).toString('hex')
-  const users: { id: number; login: string }[] = await app
-    .db('users')
-    .insert(Array.from({ length: count }, (_, i) => ({ login: `${prefix}${i}_${tag}`, password_hash: 'not-a-hash' })))
-    .returning(['id', 'login'])
-  const sessions: { id: number; user_id: number }[] = await app
-    .db('sessions')
-    .insert(users.map((u) => ({ user_id: u.id, expires_at: app.db.raw("now() + interval '1 day'") })))
-    .returning(['id', 'user_id'])
-  const sidOf = new Map(sessions.map((s) => [s.user_id, s.id]))
-  return users.map((u) => {
-    const sid = sidOf.get(u.id)!
-    return { uid: u.id, session_key: sid, token: app.jwt.sign({ uid: u.id, sid }), login: u.login }
-  })
 }
 
 async function inBatches<T, R>(items: T[], width: number, job: (item: T, index: number) => Promise<R>): Promise<R[]> {

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { sleep, befriend, build, call, poll, signUp, type TestSession } from './helper.js'
+import { sleep, befriend, build, call, insertUsers, poll, signUp, type TestSession } from './helper.js'
 
 interface Msg {
   msg_id: number
@@ -26,26 +26,6 @@ interface Msg {
 
 type Json = Record<string, unknown>
 
-
-/** `count` users inserted directly, each with a live session and a signed token. */
-async function insertUsers(app: App, count: number, prefix: string): Promise<TestSession[]> {
-  const tag = randomBytes(4).toString('hex')
-  const users: { id: number; login: string }[] = await app
-    .db('users')
-    .insert(Array.from({ length: count }, (_, i) => ({ login: `${prefix}${i}_${tag}`, password_hash: 'not-a-hash' })))
-    .returning(['id', 'login'])
-  const sessions: { id: number; user_id: number }[] = await app
-    .db('sessions')
-    .insert(users.map((u) => ({ user_id: u.id, expires_at: app.db.raw("now() + interval '1 day'") })))
-    .returning(['id', 'user_id'])
-  const sidOf = new Map(sessions.map((s) => [s.user_id, s.id]))
-  return users
-    .map((u) => {
-      const sid = sidOf.get(u.id)!
-      return { uid: u.id, session_key: sid, token: app.jwt.sign({ uid: u.id, sid }), login: u.login }
-    })
-    .sort((a, b) => a.uid - b.uid)
-}
 
 /** A private room of `owner`, with `members` added directly as plain members. */
 async function roomWith(app: App, owner: TestSession, members: TestSession[], name: string): Promise<number> {
