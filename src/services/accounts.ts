@@ -25,10 +25,22 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
   // Unknown logins are checked against this hash too, so both failures take as long.
   let dummyHash: Promise<string> | undefined
 
-  async function passwordMatches(user: UserRow | undefined, password: string): Promise<boolean> {
+  /**
+   * Checks a password against the account (or a dummy hash, so an unknown account takes as
+   * long), under the per-login failure limit: 429 while it is exceeded, `wrong` (401) on a
+   * mismatch, which counts a failure; a match clears the count.
+   */
+  async function checkPassword(user: UserRow | undefined, loginKey: string, password: string, wrong: string): Promise<UserRow> {
+    const retryAfter = await loginRetryAfter(db, loginKey, config.loginMaxFailures, config.loginFailureWindowSeconds)
+    if (retryAfter > 0) throw rateLimited(`Too many failed logins; try again in ${retryAfter} s`, retryAfter)
     dummyHash ??= argon2.hash('not a password', HASH_OPTIONS)
     const valid = await argon2.verify(user?.password_hash ?? (await dummyHash), password)
-    return Boolean(user) && valid
+    if (!user || !valid) {
+      await recordLoginFailure(db, loginKey, config.loginFailureWindowSeconds)
+      throw new Unauthorized(wrong)
+    }
+    await clearLoginFailures(db, loginKey)
+    return user
   }
 
   /** Revokes sessions in the database and, through NOTIFY at commit, ends their held polls everywhere. */
@@ -72,15 +84,9 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
       const user = ref.login !== undefined ? await findUserByLogin(db, ref.login) : await findUserByEmail(db, ref.email)
       // One failure counter per account, however it is named; per identifier when unknown.
       const loginKey = user ? user.login.toLowerCase() : (ref.login ?? `email:${ref.email}`).toLowerCase()
-      const retryAfter = await loginRetryAfter(db, loginKey, config.loginMaxFailures, config.loginFailureWindowSeconds)
-      if (retryAfter > 0) throw rateLimited(`Too many failed logins; try again in ${retryAfter} s`, retryAfter)
-      if (!(await passwordMatches(user, password)) || !user) {
-        await recordLoginFailure(db, loginKey, config.loginFailureWindowSeconds)
-        throw new Unauthorized(WRONG_CREDENTIALS)
-      }
-      await clearLoginFailures(db, loginKey)
-      if (config.requireEmailVerification && user.email && !user.email_verified) throw new EmailUnverified()
-      return openSession(user.id)
+      const account = await checkPassword(user, loginKey, password, WRONG_CREDENTIALS)
+      if (config.requireEmailVerification && account.email && !account.email_verified) throw new EmailUnverified()
+      return openSession(account.id)
     },
 
     /** A new token for the same session, which lives SESSION_TTL_SECONDS from now. */
@@ -118,14 +124,7 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
     async changePassword(userId: number, sessionId: number, oldPassword: string, newPassword: string): Promise<void> {
       const user = await findUserById(db, userId)
       if (!user) throw new Unauthorized('Session logged out or expired')
-      const loginKey = user.login.toLowerCase()
-      const retryAfter = await loginRetryAfter(db, loginKey, config.loginMaxFailures, config.loginFailureWindowSeconds)
-      if (retryAfter > 0) throw rateLimited(`Too many wrong passwords; try again in ${retryAfter} s`, retryAfter)
-      if (!(await passwordMatches(user, oldPassword))) {
-        await recordLoginFailure(db, loginKey, config.loginFailureWindowSeconds)
-        throw new Unauthorized('The current password is wrong')
-      }
-      await clearLoginFailures(db, loginKey)
+      await checkPassword(user, user.login.toLowerCase(), oldPassword, 'The current password is wrong')
       const hash = await argon2.hash(newPassword, HASH_OPTIONS)
       await revokeSessions(async (trx) => {
         await setPasswordHash(trx, userId, hash)
