@@ -413,6 +413,12 @@ t.test('/healthz, /readyz and /metrics', async (t) => {
   t.ok((value(after, 'messenger_event_delivery_lag_seconds_sum') ?? Infinity) < 5, 'a lag of seconds at most')
   t.equal(value(after, 'messenger_held_polls'), 0, 'messenger_held_polls back to 0')
 
+  // Error replies are counted by stable code, in both dialects.
+  const errorsBefore = value(after, 'http_errors_total{code="not_friends"}') ?? 0
+  t.equal((await call(app, 'send_msg', { to_uid: 999_999, msg: 'x' }, alice.token)).status, 403)
+  t.equal((await wiki(app, 'send_msg', { to_uid: 999_999, msg: 'x' }, alice)).status, 403)
+  t.equal(value(await metric(), 'http_errors_total{code="not_friends"}'), errorsBefore + 2, 'http_errors_total counts the modern and the wiki error')
+
   // Labels are route templates: ids and unknown URLs never become series of their own.
   const random = `nope-${randomBytes(4).toString('hex')}`
   await app.inject({ method: 'GET', url: `/${random}` })

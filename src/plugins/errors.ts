@@ -8,6 +8,10 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
 
 declare module 'fastify' {
+  interface FastifyReply {
+    /** The stable code of the error this reply carries, in either dialect (for the metrics). */
+    errorCode: ErrorCode | null
+  }
   interface FastifyContextConfig {
     /** Set on the root route: errors there are rendered as bare JSON strings. */
     dialect?: 'wiki'
@@ -60,6 +64,7 @@ function classify(error: FastifyError & { retryAfter?: number }): Rendered {
 }
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, rendered: Rendered) {
+  reply.errorCode = rendered.code
   reply.code(rendered.status)
   if (rendered.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
   if (request.routeOptions.config?.dialect === 'wiki') {
@@ -70,6 +75,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, rendered
 
 export default fp(
   async (app) => {
+    app.decorateReply('errorCode', null)
     app.setErrorHandler((error: FastifyError & { retryAfter?: number }, request, reply) => {
       const rendered = classify(error)
       if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')

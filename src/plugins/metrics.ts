@@ -64,12 +64,7 @@ export default fp(
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched'
       requests.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000)
-    })
-    app.addHook('onSend', async (_request, reply, payload) => {
-      if (reply.statusCode >= 400 && typeof payload === 'string' && payload.startsWith('{"error":')) {
-        errors.inc({ code: (JSON.parse(payload) as { error: string }).error })
-      }
-      return payload
+      if (reply.errorCode) errors.inc({ code: reply.errorCode })
     })
 
     const hide = { schema: { hide: true }, config: { rateLimit: false } }
@@ -84,5 +79,5 @@ export default fp(
     })
     app.get('/metrics', hide, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
   },
-  { name: 'metrics', dependencies: ['database', 'event-hub'] },
+  { name: 'metrics', dependencies: ['errors', 'database', 'event-hub'] },
 )
