@@ -127,6 +127,20 @@ export async function poll(app: App, session: TestSession, cursor: number, timeo
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
+export async function collect(app: App, session: TestSession, cursor: number) {
+  const events: Json[] = []
+  const msgs: Json[] = []
+  for (let i = 0; i < 1000; i++) {
+    const reply = await poll(app, session, cursor, 0)
+    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
+    events.push(...reply.events_array)
+    msgs.push(...reply.msg_array)
+    cursor = reply.cursor
+  }
+  return { events, msgs, cursor }
+}
+
 /** Polls with timeout 0 until an empty reply; returns the cursor at the end of the log. */
 export async function drain(app: App, session: TestSession, cursor = 0): Promise<number> {
   for (let i = 0; i < 1000; i++) {

@@ -16,7 +16,7 @@ import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { build, call, createTestSchema, drain, poll, signUp, sleep, wiki, befriend, type TestSession } from './helper.js'
+import { build, call, collect, createTestSchema, drain, poll, signUp, sleep, wiki, befriend, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -36,19 +36,6 @@ function newClock(): ManualClock {
 }
 const unix = (ms: number) => Math.floor(ms / SECOND)
 
-/** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
-async function collect(app: App, session: TestSession, cursor: number) {
-  const events: Json[] = []
-  const msgs: Json[] = []
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
-    events.push(...reply.events_array)
-    msgs.push(...reply.msg_array)
-    cursor = reply.cursor
-  }
-  return { events, msgs, cursor }
-}
 
 /** The `presence` events about `user` among `events`. */
 const presenceOf = (events: Json[], user: TestSession) => events.filter((e) => e.type === 'presence' && e.ruid === user.uid)

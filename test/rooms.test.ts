@@ -5,7 +5,7 @@
 // a long-poll already held; and the same commands through the wiki dialect.
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { drain, sleep, build, call, poll, signUp, wiki, type TestSession } from './helper.js'
+import { collect, drain, sleep, build, call, poll, signUp, wiki, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -13,19 +13,6 @@ type Reply = Awaited<ReturnType<typeof call>>
 
 
 
-/** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
-async function collect(app: App, session: TestSession, cursor: number) {
-  const events: Json[] = []
-  const msgs: Json[] = []
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
-    events.push(...reply.events_array)
-    msgs.push(...reply.msg_array)
-    cursor = reply.cursor
-  }
-  return { events, msgs, cursor }
-}
 
 async function ok(command: string, promise: Promise<Reply>): Promise<Json> {
   const reply = await promise
