@@ -1,6 +1,7 @@
-// npm run bench [-- --smoke]: the messenger's performance figures, all from one run on
-// this machine (loopback only). Starts its own PostgreSQL (or uses DATABASE_URL) on a
-// fresh schema, seeds users, measures the baselines, starts the server and measures it.
+// npm run bench [-- --smoke] [--only=throughput,delivery] [--cpu-prof]: the messenger's
+// performance figures, all from one run on this machine (loopback only). Starts its own PostgreSQL (or
+// uses DATABASE_URL) on a fresh schema, seeds users, measures the baselines, starts the
+// server and measures it.
 // One JSON line per figure on stdout, progress on stderr, then a table with the targets.
 // Exit 0 when the run completed (whatever the figures say), 1 when it broke.
 import { randomBytes } from 'node:crypto'
@@ -23,6 +24,12 @@ import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const wallStart = performance.now()
 const plan = makePlan(process.argv.includes('--smoke'))
+// --only=a,b: just the groups whose names contain one of these (and the database ceiling,
+// every send figure's baseline), for profiling one figure at a time.
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
+const selected = (name: string) => !only || name === 'baseline: database ceiling' || only.some((part) => name.includes(part))
+// --cpu-prof: the server writes a V8 CPU profile (open it in Chrome DevTools) into ./profiles at exit.
+const serverNodeArgs = process.argv.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('profiles')}`] : []
 const report = new Report()
 const foreign = new ForeignLoad().start()
 const log = (line: string) => console.error(`# [${((performance.now() - wallStart) / 1000).toFixed(1)} s] ${line}`)
@@ -82,7 +89,7 @@ let broken = false
 let serverPid: number | undefined
 /** Runs one figure group; a failure is reported and the run goes on (and exits 1). */
 async function group(name: string, run: () => Promise<void>): Promise<void> {
-  if (stopping) return
+  if (stopping || !selected(name)) return
   log(`${name}…`)
   const t0 = performance.now()
   const cpu0 = serverPid === undefined ? undefined : await cpuSplit(serverPid)
@@ -139,7 +146,7 @@ async function main(): Promise<void> {
     REDIS_URL: '',
     MAX_HELD_POLLS_PER_USER: '4',
     DATA_DIR: dataDir,
-  }, defer)
+  }, defer, serverNodeArgs)
   serverPid = server.pid
   let serverGone = false
   void server.exited.then(({ code, signal }) => {

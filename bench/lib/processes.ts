@@ -42,8 +42,9 @@ export async function startNodeProcess(
   port: number,
   env: Record<string, string>,
   defer: (undo: () => Promise<void>) => void = () => {},
+  nodeArgs: string[] = [],
 ): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: PROJECT_ROOT,
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

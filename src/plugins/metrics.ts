@@ -1,6 +1,7 @@
 // Operations: GET /healthz (the process is up), GET /readyz (the database answers) and
 // Prometheus metrics at GET /metrics: request rates and latencies per route, held polls,
-// event-log delivery lag, the database pool, plus Node's own (memory, CPU, event loop).
+// event-log delivery lag, the database pool, the grouping of direct sends, plus Node's
+// own (memory, CPU, event loop).
 // Hidden from the OpenAPI document: they are for operators, not clients.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
@@ -53,6 +54,25 @@ export default fp(
         this.set({ state: 'pending' }, pool.numPendingAcquires())
       },
     })
+    const directSends = app.services.messages.directSendStats
+    new Counter({
+      name: 'messenger_direct_send_statements_total',
+      help: 'Statements that stored direct messages (each one commit for a group of concurrent sends)',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(directSends.batches)
+      },
+    })
+    new Counter({
+      name: 'messenger_direct_sends_total',
+      help: 'Direct messages handed to those statements; divided by the statements, the mean group size',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(directSends.items)
+      },
+    })
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',
       help: 'Age of the newest log entry of an update_data reply when it was sent',
@@ -79,5 +99,5 @@ export default fp(
     })
     app.get('/metrics', hide, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
   },
-  { name: 'metrics', dependencies: ['errors', 'database', 'event-hub'] },
+  { name: 'metrics', dependencies: ['errors', 'database', 'event-hub', 'services'] },
 )
