@@ -127,7 +127,15 @@ export class EventHub {
   }
 
   wakeUser(userId: number): void {
+    for (const listener of this.wakeListeners) listener(userId)
     for (const waiter of this.byUser.get(userId) ?? []) waiter.wake('event')
+  }
+
+  /** Listeners told of every wake-up: a user's (their log may have grown) or everyone's. */
+  private readonly wakeListeners = new Set<(userId: number | 'all') => void>()
+
+  onWake(listener: (userId: number | 'all') => void): void {
+    this.wakeListeners.add(listener)
   }
 
   /** Listeners told of every revoked session (a local logout or a NOTIFY), and of a lost LISTEN connection. */
@@ -148,6 +156,7 @@ export class EventHub {
   }
 
   private wakeAll(reason: WakeReason): void {
+    if (reason === 'event') for (const listener of this.wakeListeners) listener('all')
     for (const set of this.byUser.values()) for (const waiter of set) waiter.wake(reason)
   }
 

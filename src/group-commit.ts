@@ -3,8 +3,8 @@
 // idle (no added latency at light load); while `maxInFlight` batches are being written,
 // new items wait and leave together, up to `maxBatch`, as soon as one batch is done. So a
 // batch grows with the load, and every caller is answered only after its batch committed.
-// If a batch fails, its items are written again one by one, so one bad item fails only
-// its own caller.
+// If a batch fails, its items are written again one after another, so one bad item fails
+// only its own caller.
 export interface GroupCommitOptions {
   maxBatch: number
   maxInFlight: number
@@ -31,7 +31,7 @@ export function createGroupCommit<Item, Result>(write: (items: Item[]) => Promis
       batch.forEach((waiting, i) => waiting.resolve(results[i]))
     } catch (error) {
       if (batch.length === 1) return batch[0].reject(error)
-      await Promise.all(batch.map((waiting) => writeBatch([waiting])))
+      for (const waiting of batch) await writeBatch([waiting])
     }
   }
 

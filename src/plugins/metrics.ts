@@ -54,25 +54,35 @@ export default fp(
         this.set({ state: 'pending' }, pool.numPendingAcquires())
       },
     })
-    const directSends = app.services.messages.directSendStats
-    new Counter({
-      name: 'messenger_direct_send_statements_total',
-      help: 'Statements that stored direct messages (each one commit for a group of concurrent sends)',
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(directSends.batches)
-      },
-    })
-    new Counter({
-      name: 'messenger_direct_sends_total',
-      help: 'Direct messages handed to those statements; divided by the statements, the mean group size',
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(directSends.items)
-      },
-    })
+    /** A counter kept by a service (a plain number), read at each scrape. */
+    const serviceCounter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset()
+          this.inc(read())
+        },
+      })
+    const { directSendStats } = app.services.messages
+    const { logReads } = app.services.updates
+    serviceCounter(
+      'messenger_direct_send_statements_total',
+      'Statements that stored direct messages (each one commit for a group of concurrent sends)',
+      () => directSendStats.batches,
+    )
+    serviceCounter(
+      'messenger_direct_sends_total',
+      'Direct messages handed to those statements; divided by the statements, the mean group size',
+      () => directSendStats.items,
+    )
+    serviceCounter('messenger_log_reads_total', 'Event-log reads made by update_data polls', () => logReads.made)
+    serviceCounter(
+      'messenger_log_reads_skipped_total',
+      'Polls that waited without a first read: nothing after their cursor since the last wake-up',
+      () => logReads.skipped,
+    )
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',
       help: 'Age of the newest log entry of an update_data reply when it was sent',

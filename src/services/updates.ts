@@ -7,11 +7,13 @@
 // A poll subscribes to wake-ups before it reads, so a commit between read and wait is
 // never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
 // logout (401), when the same session polls again, or when the client goes away.
-// The session is checked again once the poll is subscribed (a logout racing the
-// subscription finds the waiter, or is seen by this check) and before any entries are
-// handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
+// A poll that may wait, whose cursor is where this process last saw the log end, waits
+// without reading first (src/log-tails.ts). The session is checked again once the poll is subscribed (a logout
+// racing the subscription finds the waiter, or is seen by this check) and before any
+// entries are handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
 import { readLog, type LogEntry } from '../data/events.js'
+import { LogTails } from '../log-tails.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
@@ -32,9 +34,21 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
   // Position updates written after a reply went out but not yet committed, per user: the
   // desktop client polls again at once on the same connection, and that poll must see them.
   const pendingAcks = new Map<number, Promise<void>>()
+  const tails = new LogTails(hub)
+  /** Log reads made, and reads a poll did without (it waited first): for /metrics. */
+  const logReads = { made: 0, skipped: 0 }
 
   async function assertSessionLive(request: PollRequest): Promise<void> {
     if ((await sessions.userOf(request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
+  }
+
+  /** Reads the log after `from`, and remembers where it ended when the read reached the end. */
+  async function readToEnd(userId: number, from: number): Promise<LogEntry[]> {
+    logReads.made++
+    const token = tails.readStarting(userId)
+    const entries = await readLog(db, userId, from, config.pollBatchLimit)
+    if (entries.length < config.pollBatchLimit) tails.readEnded(userId, token, entries.length > 0 ? entries[entries.length - 1].pos : from)
+    return entries
   }
 
   async function serverKeptPosition(userId: number): Promise<number> {
@@ -76,6 +90,8 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
   }
 
   return {
+    logReads: logReads as Readonly<typeof logReads>,
+
     async poll(request: PollRequest) {
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
       const deadline = Date.now() + holdMs
@@ -93,8 +109,14 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
           from = Math.max(from, floorUs)
         }
         let entries: LogEntry[] = []
+        // A poll that may wait, with nothing after its cursor as far as this process knows
+        // (src/log-tails.ts), waits first. One that may not (timeout 0) always reads: it may
+        // come right after a commit whose wake-up is still on its way.
+        let mayHaveEntries = holdMs === 0 || !tails.nothingAfter(request.userId, from)
+        if (!mayHaveEntries) logReads.skipped++
         for (;;) {
-          entries = await readLog(db, request.userId, from, config.pollBatchLimit)
+          if (mayHaveEntries) entries = await readToEnd(request.userId, from)
+          mayHaveEntries = true
           const remaining = deadline - Date.now()
           if (entries.length > 0 || remaining <= 0) break
           const reason = await waiter.wait(remaining)
