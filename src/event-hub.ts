@@ -169,7 +169,9 @@ export class EventHub {
 
   private async connect(): Promise<void> {
     if (this.closed) throw new Error('event hub is closed')
-    const client = new pg.Client({ connectionString: this.options.connectionString })
+    // TCP keepalive: a connection that died without closing is noticed (and reconnected)
+    // rather than silently delivering no more wake-ups.
+    const client = new pg.Client({ connectionString: this.options.connectionString, keepAlive: true, keepAliveInitialDelayMillis: 10_000 })
     client.on('notification', (message) => this.dispatch(message.payload ?? ''))
     client.on('error', (error) => this.lost(client, error))
     client.on('end', () => this.lost(client, new Error('connection ended')))

@@ -1,14 +1,14 @@
 // Group commit of direct sends: concurrent direct text messages are queued in the server
 // and written together, one statement and one commit for a group, each sender answered
 // only after that commit. Specified at three levels: the queue itself
-// (src/group-commit.ts, no database), the batch statement (src/data/direct-send.ts, on a
+// (src/batcher.ts, no database), the batch statement (src/data/direct-send.ts, on a
 // real PostgreSQL), and send_msg through HTTP (grouping under a held lock, delivery
 // exactly once and in order through cursor polls, idempotent retries, a bounded stress).
 import t from 'tap'
 import type { Knex } from 'knex'
 import { build, call, befriend, collect, drain, insertUsers, poll, sleep, signUp, testDatabaseUrl, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
-import { createGroupCommit } from '../src/group-commit.js'
+import { createBatcher } from '../src/batcher.js'
 import { sendDirectMessages, type DirectSend } from '../src/data/direct-send.js'
 import { eventChannel } from '../src/data/events.js'
 import { createKnex } from '../src/database.js'
@@ -33,7 +33,7 @@ function deferred<T = void>() {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
- * A `write` for createGroupCommit that records every batch and holds it until released
+ * A `write` for createBatcher that records every batch and holds it until released
  * (`autoRelease` answers at once); answers `r<item>` per item, and throws for a batch
  * that holds a 'bad' item.
  */
@@ -89,10 +89,10 @@ async function settledYet(promise: Promise<unknown>): Promise<boolean> {
   return settled
 }
 
-t.test('createGroupCommit', async (t) => {
+t.test('createBatcher', async (t) => {
   t.test('items submitted while a batch is in flight leave together as the next batch, in order, each with its own result', async (t) => {
     const rec = recorder()
-    const group = createGroupCommit(rec.write, { maxBatch: 100, maxInFlight: 1 })
+    const group = createBatcher(rec.write, { maxBatch: 100, maxInFlight: 1 })
     const first = group.submit('0')
     await nextTurn()
     t.same(rec.batches, [['0']], 'the first item went out alone')
@@ -120,7 +120,7 @@ t.test('createGroupCommit', async (t) => {
 
   t.test('at light load an item goes out alone, at once', async (t) => {
     const rec = recorder(true)
-    const group = createGroupCommit(rec.write, { maxBatch: 100, maxInFlight: 1 })
+    const group = createBatcher(rec.write, { maxBatch: 100, maxInFlight: 1 })
     const one = group.submit('a')
     await nextTurn()
     t.same(rec.batches, [['a']], 'written in the next turn of the event loop, without waiting for company')
@@ -131,7 +131,7 @@ t.test('createGroupCommit', async (t) => {
 
   t.test('maxBatch is respected', async (t) => {
     const rec = recorder(true)
-    const group = createGroupCommit(rec.write, { maxBatch: 3, maxInFlight: 1 })
+    const group = createBatcher(rec.write, { maxBatch: 3, maxInFlight: 1 })
     const items = ['0', '1', '2', '3', '4', '5', '6']
     const results = await Promise.all(items.map((item) => group.submit(item)))
     t.same(results, items.map((item) => `r${item}`), 'all seven answered, each with its own result')
@@ -143,7 +143,7 @@ t.test('createGroupCommit', async (t) => {
 
   t.test('maxInFlight batches are written at once, no more', async (t) => {
     const rec = recorder()
-    const group = createGroupCommit(rec.write, { maxBatch: 2, maxInFlight: 2 })
+    const group = createBatcher(rec.write, { maxBatch: 2, maxInFlight: 2 })
     const all = ['0', '1', '2', '3', '4', '5'].map((item) => group.submit(item))
     await sleep(10)
     t.same(rec.batches, [['0', '1'], ['2', '3']], 'two batches in flight, the rest waits')
@@ -158,7 +158,7 @@ t.test('createGroupCommit', async (t) => {
 
   t.test('a batch that fails is retried one item at a time: only the bad item fails', async (t) => {
     const rec = recorder(true)
-    const group = createGroupCommit(rec.write, { maxBatch: 100, maxInFlight: 1 })
+    const group = createBatcher(rec.write, { maxBatch: 100, maxInFlight: 1 })
     const submitted = ['g1', 'bad', 'g2', 'g3'].map((item) => group.submit(item))
     const outcomes = await Promise.allSettled(submitted)
     t.same(
@@ -181,7 +181,7 @@ t.test('createGroupCommit', async (t) => {
 
   t.test('stats count the statements written and the items they carried', async (t) => {
     const rec = recorder()
-    const group = createGroupCommit(rec.write, { maxBatch: 100, maxInFlight: 1 })
+    const group = createBatcher(rec.write, { maxBatch: 100, maxInFlight: 1 })
     t.same({ ...group.stats }, { batches: 0, items: 0 }, 'nothing yet')
     const first = group.submit('0')
     await nextTurn()
@@ -196,7 +196,7 @@ t.test('createGroupCommit', async (t) => {
     t.same({ ...group.stats }, { batches: 2, items: 4 }, 'two statements carried four items')
 
     // A failed batch and its retries are statements too.
-    const failing = createGroupCommit(recorder(true).write, { maxBatch: 100, maxInFlight: 1 })
+    const failing = createBatcher(recorder(true).write, { maxBatch: 100, maxInFlight: 1 })
     await Promise.allSettled(['a', 'bad', 'b'].map((item) => failing.submit(item)))
     t.same({ ...failing.stats }, { batches: 4, items: 6 }, 'one batch of three, then three single retries')
   })

@@ -1,5 +1,5 @@
 // The hot path: direct messages without an attachment, in ONE statement committed on its
-// own. src/group-commit.ts (through src/services/messages.ts) gathers concurrent sends, and
+// own. src/batcher.ts (through src/services/messages.ts) gathers concurrent sends, and
 // a group is written by the batch statement below; a lone send (light load) by the
 // single-send statement, the same steps for one message, which runs in about 0.3 ms less.
 // Both do what the transactional path does (src/services/messages.ts sendDirect, with

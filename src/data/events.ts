@@ -111,32 +111,62 @@ export async function appendBroadcast(trx: Knex.Transaction, channel: string, me
   return rows[0].pos
 }
 
-// $1 user, $2 after, $3 limit.
-const READ_LOG_SQL = `WITH entries AS (
-       (SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
-          FROM events e WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3)
-       UNION ALL
-       (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
-          FROM broadcasts b JOIN messages m ON m.id = b.message_id
-         WHERE b.pos > GREATEST($2::int8, (SELECT created_pos FROM users WHERE id = $1))
-         ORDER BY b.pos LIMIT $3)
-     )
-     SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
+/**
+ * One user's log read: their entries after `after` merged with the broadcasts made since
+ * the account exists, oldest first, at most `limit`. The arguments are SQL expressions:
+ * parameters for one user, a lateral row's columns for many.
+ */
+function logReadSql(user: string, after: string, limit: string): string {
+  return `SELECT e.id, e.pos, e.type, e.actor_id, a.login AS actor_login, e.message_id, e.payload,
             m.text, floor(extract(epoch FROM m.created_at))::int8 AS message_time, m.room_id, m.kind,
             floor(extract(epoch FROM m.edited_at))::int8 AS edited_at, m.deleted_at IS NOT NULL AS deleted,
-            m.ciphertexts ->> ($1)::text AS ciphertext, ${MESSAGE_FILE_SQL} AS file
-       FROM entries e
+            m.ciphertexts ->> (${user})::text AS ciphertext, ${MESSAGE_FILE_SQL} AS file
+       FROM ((SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
+                FROM events e WHERE e.user_id = ${user} AND e.pos > ${after} ORDER BY e.pos LIMIT ${limit})
+             UNION ALL
+             (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
+                FROM broadcasts b JOIN messages m ON m.id = b.message_id
+               WHERE b.pos > GREATEST(${after}::int8, (SELECT created_pos FROM users WHERE id = ${user}))
+               ORDER BY b.pos LIMIT ${limit})) e
        JOIN users a ON a.id = e.actor_id
        LEFT JOIN messages m ON m.id = e.message_id
       ORDER BY e.pos
-      LIMIT $3`
+      LIMIT ${limit}`
+}
 
-/**
- * The entries after `after`, oldest first: the user's own log merged with the broadcasts
- * made since the account exists, read in one statement (one snapshot).
- */
+// $1 user, $2 after, $3 limit.
+const READ_LOG_SQL = logReadSql('$1::int8', '$2::int8', '$3::int8')
+
+// $1 users, $2 their `after`s, $3 limit (per user).
+const READ_LOGS_SQL = `SELECT q.ord, r.*
+       FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS q(user_id, after, ord)
+       CROSS JOIN LATERAL (${logReadSql('q.user_id', 'q.after', '$3::int8')}) r
+      ORDER BY q.ord, r.pos`
+
+export interface LogRead {
+  userId: number
+  after: number
+}
+
+/** A user's entries after `after`, oldest first (see logReadSql), in one statement (one snapshot). */
 export async function readLog(db: Knex, userId: number, after: number, limit: number): Promise<LogEntry[]> {
   return preparedQuery<LogEntry>(db, 'read_log', READ_LOG_SQL, [userId, after, limit])
+}
+
+/**
+ * Several reads in one statement (concurrent polls woken by one commit): the entries of
+ * each, in order. A lone read uses readLog's simpler statement.
+ */
+export async function readLogs(db: Knex, reads: LogRead[], limit: number): Promise<LogEntry[][]> {
+  if (reads.length === 1) return [await readLog(db, reads[0].userId, reads[0].after, limit)]
+  const rows = await preparedQuery<LogEntry & { ord: number }>(db, 'read_logs', READ_LOGS_SQL, [
+    reads.map((read) => read.userId),
+    reads.map((read) => read.after),
+    limit,
+  ])
+  const entries: LogEntry[][] = reads.map(() => [])
+  for (const { ord, ...entry } of rows) entries[ord - 1].push(entry)
+  return entries
 }
 
 /** Ends the held polls of these sessions on every process (delivered at commit). */

@@ -66,22 +66,27 @@ export default fp(
         },
       })
     const { directSendStats } = app.services.messages
-    const { logReads } = app.services.updates
+    const { logReadStats } = app.services.updates
     serviceCounter(
       'messenger_direct_send_statements_total',
       'Statements that stored direct messages (each one commit for a group of concurrent sends)',
-      () => directSendStats.batches,
+      () => directSendStats().statements,
     )
     serviceCounter(
       'messenger_direct_sends_total',
       'Direct messages handed to those statements; divided by the statements, the mean group size',
-      () => directSendStats.items,
+      () => directSendStats().sends,
     )
-    serviceCounter('messenger_log_reads_total', 'Event-log reads made by update_data polls', () => logReads.made)
+    serviceCounter('messenger_log_reads_total', 'Event-log reads made by update_data polls', () => logReadStats().reads)
+    serviceCounter(
+      'messenger_log_read_statements_total',
+      'Statements that made those reads (the reads of polls woken together share one)',
+      () => logReadStats().statements,
+    )
     serviceCounter(
       'messenger_log_reads_skipped_total',
       'Polls that waited without a first read: nothing after their cursor since the last wake-up',
-      () => logReads.skipped,
+      () => logReadStats().skipped,
     )
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',

@@ -31,7 +31,7 @@ import {
 } from '../data/messages.js'
 import { appendBroadcast, appendEvents, lockBroadcasts } from '../data/events.js'
 import { MAX_DIRECT_SEND_BATCH, sendDirectMessages, type DirectSend, type DirectSendResult } from '../data/direct-send.js'
-import { createGroupCommit } from '../group-commit.js'
+import { createBatcher } from '../batcher.js'
 import { attachFile } from '../data/files.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById, lockUserPair } from '../data/users.js'
@@ -67,13 +67,13 @@ async function attachUpload(trx: Knex.Transaction, senderId: number, message: Ou
   if (message.fileId !== undefined && !(await attachFile(trx, message.fileId, senderId))) throw new NotFound('No such file among your uploads')
 }
 
-// Direct sends in flight at once, each a batch (src/group-commit.ts). One: the next batch
+// Direct sends in flight at once, each a batch (src/batcher.ts). One: the next batch
 // gathers everything that arrives while the database writes this one, which measured
 // fastest (a second batch in flight only competes with the first for the same cores).
 const DIRECT_SEND_BATCHES_IN_FLIGHT = 1
 
 export function createMessages({ db, config, channel }: ServiceDeps, rooms: Rooms) {
-  const directSends = createGroupCommit<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
+  const directSends = createBatcher<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
     maxBatch: MAX_DIRECT_SEND_BATCH,
     maxInFlight: DIRECT_SEND_BATCHES_IN_FLIGHT,
   })
@@ -168,8 +168,8 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
   }
 
   return {
-    /** How the direct sends were grouped so far (for /metrics). */
-    directSendStats: directSends.stats,
+    /** Direct-send statements and the sends they carried (for /metrics). */
+    directSendStats: () => ({ statements: directSends.stats.batches, sends: directSends.stats.items }),
 
     async send(senderId: number, message: OutgoingMessage) {
       conversationOf({ to_uid: message.toUid, room_id: message.roomId })

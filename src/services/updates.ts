@@ -8,11 +8,13 @@
 // never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
 // logout (401), when the same session polls again, or when the client goes away.
 // A poll that may wait, whose cursor is where this process last saw the log end, waits
-// without reading first (src/log-tails.ts). The session is checked again once the poll is subscribed (a logout
-// racing the subscription finds the waiter, or is seen by this check) and before any
-// entries are handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
+// before its first read (src/log-tails.ts); the polls one commit wakes read together.
+// The session is checked again once the poll is subscribed (a logout racing the
+// subscription finds the waiter, or is seen by this check) and before any entries are
+// handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
-import { readLog, type LogEntry } from '../data/events.js'
+import { readLogs, type LogEntry, type LogRead } from '../data/events.js'
+import { createBatcher } from '../batcher.js'
 import { LogTails } from '../log-tails.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
@@ -30,13 +32,23 @@ export interface PollRequest {
   signal: AbortSignal
 }
 
+// Group reads (src/batcher.ts): at most this many polls' reads per statement, and one
+// statement at a time, so the reads that queue behind it leave together.
+const LOG_READS_PER_STATEMENT = 64
+const LOG_READ_STATEMENTS_IN_FLIGHT = 1
+
 export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presence: Presence) {
   // Position updates written after a reply went out but not yet committed, per user: the
   // desktop client polls again at once on the same connection, and that poll must see them.
   const pendingAcks = new Map<number, Promise<void>>()
   const tails = new LogTails(hub)
-  /** Log reads made, and reads a poll did without (it waited first): for /metrics. */
-  const logReads = { made: 0, skipped: 0 }
+  // Group reads: the polls one commit wakes read their logs in one statement.
+  const logReads = createBatcher<LogRead, LogEntry[]>((reads) => readLogs(db, reads, config.pollBatchLimit), {
+    maxBatch: LOG_READS_PER_STATEMENT,
+    maxInFlight: LOG_READ_STATEMENTS_IN_FLIGHT,
+  })
+  /** Polls that waited without a first read: for /metrics. */
+  let skippedReads = 0
 
   async function assertSessionLive(request: PollRequest): Promise<void> {
     if ((await sessions.userOf(request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
@@ -44,9 +56,8 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
 
   /** Reads the log after `from`, and remembers where it ended when the read reached the end. */
   async function readToEnd(userId: number, from: number): Promise<LogEntry[]> {
-    logReads.made++
     const token = tails.readStarting(userId)
-    const entries = await readLog(db, userId, from, config.pollBatchLimit)
+    const entries = await logReads.submit({ userId, after: from })
     if (entries.length < config.pollBatchLimit) tails.readEnded(userId, token, entries.length > 0 ? entries[entries.length - 1].pos : from)
     return entries
   }
@@ -90,7 +101,8 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
   }
 
   return {
-    logReads: logReads as Readonly<typeof logReads>,
+    /** Log-read statements and the reads they carried, and reads skipped. */
+    logReadStats: () => ({ statements: logReads.stats.batches, reads: logReads.stats.items, skipped: skippedReads }),
 
     async poll(request: PollRequest) {
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
@@ -108,21 +120,25 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
           const floorUs = Math.min(Math.floor(request.lastTime), Math.floor(Date.now() / 1000)) * 1e6 - 1
           from = Math.max(from, floorUs)
         }
-        let entries: LogEntry[] = []
         // A poll that may wait, with nothing after its cursor as far as this process knows
-        // (src/log-tails.ts), waits first. One that may not (timeout 0) always reads: it may
-        // come right after a commit whose wake-up is still on its way.
-        let mayHaveEntries = holdMs === 0 || !tails.nothingAfter(request.userId, from)
-        if (!mayHaveEntries) logReads.skipped++
+        // (src/log-tails.ts), waits before its first read; however the wait ends, it reads
+        // before it answers (so a wake-up still on its way, or lost with a LISTEN connection
+        // that died silently, costs latency, never an entry). A poll that may not wait
+        // (timeout 0) reads at once.
+        const waitFirst = holdMs > 0 && tails.nothingAfter(request.userId, from)
+        if (waitFirst) skippedReads++
+        let entries = waitFirst ? [] : await readToEnd(request.userId, from)
+        let read = !waitFirst
         for (;;) {
-          if (mayHaveEntries) entries = await readToEnd(request.userId, from)
-          mayHaveEntries = true
           const remaining = deadline - Date.now()
           if (entries.length > 0 || remaining <= 0) break
           const reason = await waiter.wait(remaining)
           if (reason === 'revoked') throw new Unauthorized('Session logged out')
           if (reason !== 'event') break
+          entries = await readToEnd(request.userId, from)
+          read = true
         }
+        if (!read) entries = await readToEnd(request.userId, from)
         if (entries.length > 0) await assertSessionLive(request)
         const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
         return { server_time: Math.floor(Date.now() / 1000), cursor, ...render(entries) }

@@ -1,0 +1,70 @@
+// Batching of concurrent database work: callers' items go to the database together, one
+// statement for many, instead of one each. Direct sends use it as group commit (one
+// statement and one commit for a group of sends, src/services/messages.ts), polls as
+// group reads (one statement for the logs of the polls one commit woke,
+// src/services/updates.ts).
+//
+// An item goes out at once when the database is idle (no added latency at light load);
+// while `maxInFlight` batches run, new items wait and leave together, up to `maxBatch`,
+// as soon as one batch is done. So a batch grows with the load, and every caller is
+// answered only once its batch is done (for a write: committed). If a batch fails, its
+// items run again one after another, so one bad item fails only its own caller.
+export interface BatcherOptions {
+  maxBatch: number
+  maxInFlight: number
+}
+
+interface Waiting<Item, Result> {
+  item: Item
+  resolve: (result: Result) => void
+  reject: (error: unknown) => void
+}
+
+export function createBatcher<Item, Result>(run: (items: Item[]) => Promise<Result[]>, { maxBatch, maxInFlight }: BatcherOptions) {
+  const queue: Waiting<Item, Result>[] = []
+  let inFlight = 0
+  let flushScheduled = false
+  /** Statements run and items they carried (their ratio is the mean batch size). */
+  const stats = { batches: 0, items: 0 }
+
+  async function runBatch(batch: Waiting<Item, Result>[]): Promise<void> {
+    try {
+      stats.batches++
+      stats.items += batch.length
+      const results = await run(batch.map((waiting) => waiting.item))
+      batch.forEach((waiting, i) => waiting.resolve(results[i]))
+    } catch (error) {
+      if (batch.length === 1) return batch[0].reject(error)
+      for (const waiting of batch) await runBatch([waiting])
+    }
+  }
+
+  function flush(): void {
+    flushScheduled = false
+    while (inFlight < maxInFlight && queue.length > 0) {
+      inFlight++
+      void runBatch(queue.splice(0, maxBatch)).finally(() => {
+        inFlight--
+        flush()
+      })
+    }
+  }
+
+  return {
+    stats: stats as Readonly<typeof stats>,
+
+    /** Resolves with the item's result once its batch is done. */
+    submit(item: Item): Promise<Result> {
+      return new Promise<Result>((resolve, reject) => {
+        queue.push({ item, resolve, reject })
+        // Items that arrive in the same turn of the event loop leave together.
+        if (!flushScheduled) {
+          flushScheduled = true
+          setImmediate(flush)
+        }
+      })
+    },
+  }
+}
+
+export type Batcher<Item, Result> = ReturnType<typeof createBatcher<Item, Result>>
