@@ -1,11 +1,13 @@
 // Messages, direct and in rooms, and their life: send, edit, delete, clear, history,
 // search, read markers, dialogs.
 //
-// A send is one transaction, answered only after it committed. It first locks the
-// conversation (a direct chat: both users' rows, in id order; a room: the room's row), so
-// message ids grow in commit order within a conversation: history paged by id never
-// skips a message that committed late. Then it stores the message and appends it to the
-// recipients' logs (a room: every member but the sender, in one statement).
+// A send is one transaction, answered only after it committed (a direct text shares it
+// with the direct texts sent at the same time: group commit, src/data/direct-send.ts).
+// It first locks the conversation (a direct chat: both users' rows, in id order; a room:
+// the room's row), so message ids grow in commit order within a conversation: history
+// paged by id never skips a message that committed late. Then it stores the message and
+// appends it to the recipients' logs (a room: every member but the sender, in one
+// statement).
 // Idempotent per (sender, client_msg_id): a retry, even one racing the first request,
 // returns the first message's reply and stores nothing.
 import type { Knex } from 'knex'
