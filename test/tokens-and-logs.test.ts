@@ -92,6 +92,15 @@ t.test('tokens that must be refused', async (t) => {
     await refused(t, app, forge(claims(alice, { nbf: now() + 300 })), alice, 'not valid before five minutes from now')
   })
 
+  // Verified tokens are cached (src/plugins/auth.ts): the cache must not outlive `exp`.
+  t.test('after expiry: a token accepted (so remembered as verified) is refused once its exp passes', async (t) => {
+    const shortLived = forge(claims(alice, { iat: now(), exp: now() + 2 }))
+    await accepted(t, app, shortLived, 'before its exp')
+    await accepted(t, app, shortLived, 'again, from the cache')
+    await new Promise((resolve) => setTimeout(resolve, 3100))
+    await refused(t, app, shortLived, alice, 'after its exp')
+  })
+
   t.test('after expiry: the session expired in the database', async (t) => {
     const session = await logIn(app, alice.login)
     await app.db('sessions').where({ id: session.session_key }).update({ expires_at: app.db.raw("now() - interval '1 second'") })
