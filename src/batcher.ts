@@ -8,10 +8,13 @@
 // while `maxInFlight` batches run, new items wait and leave together, up to `maxBatch`,
 // as soon as one batch is done. So a batch grows with the load, and every caller is
 // answered only once its batch is done (for a write: committed). If a batch fails, its
-// items run again one after another, so one bad item fails only its own caller.
+// items run again one after another, so one bad item fails only its own caller; unless
+// the failure is not an item's (`failsEveryItem`: the database is away), when all of them
+// get it at once rather than one timeout after another.
 export interface BatcherOptions {
   maxBatch: number
   maxInFlight: number
+  failsEveryItem?: (error: unknown) => boolean
 }
 
 interface Waiting<Item, Result> {
@@ -20,7 +23,10 @@ interface Waiting<Item, Result> {
   reject: (error: unknown) => void
 }
 
-export function createBatcher<Item, Result>(run: (items: Item[]) => Promise<Result[]>, { maxBatch, maxInFlight }: BatcherOptions) {
+export function createBatcher<Item, Result>(
+  run: (items: Item[]) => Promise<Result[]>,
+  { maxBatch, maxInFlight, failsEveryItem = () => false }: BatcherOptions,
+) {
   const queue: Waiting<Item, Result>[] = []
   let inFlight = 0
   let flushScheduled = false
@@ -34,7 +40,7 @@ export function createBatcher<Item, Result>(run: (items: Item[]) => Promise<Resu
       const results = await run(batch.map((waiting) => waiting.item))
       batch.forEach((waiting, i) => waiting.resolve(results[i]))
     } catch (error) {
-      if (batch.length === 1) return batch[0].reject(error)
+      if (batch.length === 1 || failsEveryItem(error)) return batch.forEach((waiting) => waiting.reject(error))
       for (const waiting of batch) await runBatch([waiting])
     }
   }

@@ -29,3 +29,14 @@ export async function migrate(knex: Knex, schema: string): Promise<string[]> {
   const [, applied] = (await knex.migrate.latest()) as [number, string[]]
   return applied
 }
+
+// Connection-level failures: the database is away, not the request at fault.
+// pg reports a connection cut mid-query without a SQLSTATE; knex a full pool by message.
+const DATABASE_DOWN_MESSAGE = /timeout acquiring a connection|Connection terminated|connection error and is not queryable|Client was closed and is not queryable/i
+const DATABASE_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006'])
+
+/** The error says the database could not be reached or went away (answered as 503). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  return (typeof code === 'string' && DATABASE_DOWN.has(code)) || (typeof message === 'string' && DATABASE_DOWN_MESSAGE.test(message))
+}

@@ -3,7 +3,7 @@
 // number of concurrent writers and whatever order their transactions commit in.
 import t from 'tap'
 import type { Knex } from 'knex'
-import { drain, sleep, build, call, poll, signUp, befriend, type TestSession } from './helper.js'
+import { backendsBlockedBy, drain, sleep, build, call, poll, signUp, befriend, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
 import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
@@ -225,19 +225,7 @@ t.test('a transaction that commits late is still delivered, before what queued b
   )
 
   // Wait until they are really waiting, directly or transitively, on the held one.
-  let blocked = 0
-  for (let i = 0; i < 200 && blocked === 0; i++) {
-    const result = await app.db.raw(
-      `WITH RECURSIVE waiting(pid) AS (
-         SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))
-         UNION
-         SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid))
-       ) SELECT count(*)::int AS n FROM waiting`,
-      [heldPid],
-    )
-    blocked = result.rows[0].n
-    if (blocked === 0) await sleep(25)
-  }
+  const blocked = await backendsBlockedBy(app, heldPid)
   t.ok(blocked > 0, 'the queued sends wait in the database behind the held transaction')
   await sleep(100)
   t.equal(answered, 0, 'no queued send is answered while the held transaction is open')

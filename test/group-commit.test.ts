@@ -6,7 +6,7 @@
 // exactly once and in order through cursor polls, idempotent retries, a bounded stress).
 import t from 'tap'
 import type { Knex } from 'knex'
-import { build, call, befriend, collect, drain, insertUsers, poll, sleep, signUp, testDatabaseUrl, type TestSession } from './helper.js'
+import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
 import { createBatcher } from '../src/batcher.js'
 import { sendDirectMessages, type DirectSend } from '../src/data/direct-send.js'
@@ -177,6 +177,23 @@ t.test('createBatcher', async (t) => {
 
     // The queue still works afterwards.
     t.equal(await group.submit('later'), 'rlater', 'a later item is written normally')
+  })
+
+  t.test('a batch that fails for a reason not an item\'s (the database is away) fails every item at once, with no retries', async (t) => {
+    const rec = recorder(true)
+    const group = createBatcher(rec.write, {
+      maxBatch: 100,
+      maxInFlight: 1,
+      failsEveryItem: (error) => (error as Error).message === 'bad item in batch',
+    })
+    const outcomes = await Promise.allSettled(['g1', 'bad', 'g2'].map((item) => group.submit(item)))
+    t.same(
+      outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : o.value)),
+      ['bad item in batch', 'bad item in batch', 'bad item in batch'],
+      'every caller gets the batch error',
+    )
+    t.same(rec.batches, [['g1', 'bad', 'g2']], 'one statement, no item run again')
+    t.equal(await group.submit('later'), 'rlater', 'the queue still works afterwards')
   })
 
   t.test('stats count the statements written and the items they carried', async (t) => {
@@ -416,36 +433,14 @@ t.test('sendDirectMessages: an empty batch and an oversized one', async (t) => {
 
 /** The two group-commit counters of GET /metrics. */
 async function groupCounters(app: App) {
-  const response = await app.inject({ method: 'GET', url: '/metrics' })
-  const value = (name: string) => {
-    const line = response.body.split('\n').find((l) => l.startsWith(`${name} `))
-    if (!line) throw new Error(`${name} missing from /metrics`)
-    return Number(line.slice(name.length + 1))
-  }
-  return { statements: value('messenger_direct_send_statements_total'), sends: value('messenger_direct_sends_total') }
+  const text = await metrics(app)
+  return { statements: metricValue(text, 'messenger_direct_send_statements_total'), sends: metricValue(text, 'messenger_direct_sends_total') }
 }
 
 async function send(app: App, from: TestSession, to: TestSession, msg: string, clientMsgId?: string) {
   const body: Record<string, unknown> = { to_uid: to.uid, msg }
   if (clientMsgId !== undefined) body.client_msg_id = clientMsgId
   return call(app, 'send_msg', body, from.token)
-}
-
-/** Waits until some backend waits, directly or transitively, on `pid`; how many do. */
-async function waitForBlocked(app: App, pid: number): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const result = await app.db.raw(
-      `WITH RECURSIVE waiting(pid) AS (
-         SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))
-         UNION
-         SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid))
-       ) SELECT count(*)::int AS n FROM waiting`,
-      [pid],
-    )
-    if (result.rows[0].n > 0) return result.rows[0].n
-    await sleep(20)
-  }
-  return 0
 }
 
 t.test('send_msg: sends queued behind a blocked one are grouped, answered after their commit, delivered once in order', async (t) => {
@@ -470,7 +465,7 @@ t.test('send_msg: sends queued behind a blocked one are grouped, answered after 
       return reply
     })
   const pending = [track(send(app, first, receiver, 'first', 'cm-first'))]
-  t.ok((await waitForBlocked(app, heldPid)) > 0, 'the first send waits in the database on the receiver\'s row')
+  t.ok((await backendsBlockedBy(app, heldPid)) > 0, 'the first send waits in the database on the receiver\'s row')
   others.forEach((s, i) => pending.push(track(send(app, s, receiver, `queued-${i}`, `cm-${i}`))))
   await sleep(300)
   t.equal(answered, 0, 'no send is answered while the lock is held')

@@ -8,15 +8,7 @@
 //    each gets the message once, and /metrics shows their reads shared statements.
 import t from 'tap'
 import { readLog, readLogs, type LogRead } from '../src/data/events.js'
-import type { App } from '../src/app.js'
-import { befriend, build, call, drain, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
-
-async function metric(app: App, name: string): Promise<number> {
-  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(text)
-  if (!match) throw new Error(`no ${name} in /metrics`)
-  return Number(match[1])
-}
+import { befriend, build, call, drain, metricValue, metrics, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
 
 t.test('readLogs: each read gets exactly what it would get alone', async (t) => {
   const adminLogin = uniqueLogin('Admin')
@@ -96,8 +88,9 @@ t.test('polls woken by one commit read their logs together, each once', async (t
   const held = members.map((m, i) => poll(app, m, cursors[i], 10))
   for (let i = 0; i < 200 && app.hub.size < members.length; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.equal(app.hub.size, members.length, 'every member holds a poll')
-  const readsBefore = await metric(app, 'messenger_log_reads_total')
-  const statementsBefore = await metric(app, 'messenger_log_read_statements_total')
+  const before = await metrics(app)
+  const readsBefore = metricValue(before, 'messenger_log_reads_total')
+  const statementsBefore = metricValue(before, 'messenger_log_read_statements_total')
 
   const sent = await call(app, 'send_msg', { room_id: roomId, msg: 'to all eight' }, owner.token)
   t.equal(sent.status, 200)
@@ -107,8 +100,9 @@ t.test('polls woken by one commit read their logs together, each once', async (t
     members.map(() => [sent.body.msg_id]),
     'each member got the message, once',
   )
-  const reads = (await metric(app, 'messenger_log_reads_total')) - readsBefore
-  const statements = (await metric(app, 'messenger_log_read_statements_total')) - statementsBefore
+  const after = await metrics(app)
+  const reads = metricValue(after, 'messenger_log_reads_total') - readsBefore
+  const statements = metricValue(after, 'messenger_log_read_statements_total') - statementsBefore
   t.equal(reads, members.length, 'one read per woken poll')
   t.ok(statements < reads, `their reads shared statements (${reads} reads in ${statements})`)
 

@@ -127,6 +127,42 @@ export async function poll(app: App, session: TestSession, cursor: number, timeo
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** GET /metrics (through app.inject): the Prometheus text. */
+export async function metrics(app: App): Promise<string> {
+  const response = await app.inject({ method: 'GET', url: '/metrics' })
+  if (response.statusCode !== 200) throw new Error(`GET /metrics answered ${response.statusCode}`)
+  return response.body
+}
+
+/** The value of the unlabelled series `name` in a Prometheus text; throws when it is missing. */
+export function metricValue(metricsText: string, name: string): number {
+  const line = metricsText.split('\n').find((l) => l.startsWith(`${name} `))
+  if (!line) throw new Error(`${name} missing from /metrics`)
+  return Number(line.slice(name.length + 1))
+}
+
+/**
+ * Waits (bounded, about 5 s) until at least `atLeast` backends wait, directly or
+ * transitively, on the backend `pid`; returns how many do (fewer when it gave up).
+ */
+export async function backendsBlockedBy(app: App, pid: number, atLeast = 1): Promise<number> {
+  let blocked = 0
+  for (let i = 0; i < 200; i++) {
+    const result = await app.db.raw(
+      `WITH RECURSIVE waiting(pid) AS (
+         SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))
+         UNION
+         SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid))
+       ) SELECT count(*)::int AS n FROM waiting`,
+      [pid],
+    )
+    blocked = result.rows[0].n
+    if (blocked >= atLeast) break
+    await sleep(25)
+  }
+  return blocked
+}
+
 /** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
 export async function collect(app: App, session: TestSession, cursor: number) {
   const events: Json[] = []

@@ -21,7 +21,8 @@ import { LogTails } from '../src/log-tails.js'
 import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
 import type { App } from '../src/app.js'
-import { befriend, build, call, collect, drain, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
+import type { Config } from '../src/config.js'
+import { befriend, build, call, collect, drain, metricValue, metrics, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
 import { befriend as befriendOver, currentCursor, holdPoll, post, signUp as signUpOn, startServers, type ServerProcess } from './processes.js'
 
 type Json = Record<string, any>
@@ -274,19 +275,14 @@ interface LogReads {
   skipped: number
 }
 
+/** messenger_log_reads_total and messenger_log_reads_skipped_total, from a /metrics text. */
 function parseLogReads(text: string): LogReads {
-  const value = (name: string) => {
-    const match = text.match(new RegExp(`^${name} (\\S+)$`, 'm'))
-    if (!match) throw new Error(`${name} missing from /metrics`)
-    return Number(match[1])
-  }
-  return { made: value('messenger_log_reads_total'), skipped: value('messenger_log_reads_skipped_total') }
+  return { made: metricValue(text, 'messenger_log_reads_total'), skipped: metricValue(text, 'messenger_log_reads_skipped_total') }
 }
 
-/** messenger_log_reads_total and messenger_log_reads_skipped_total, from GET /metrics. */
+/** The log-read counters of the app's GET /metrics. */
 async function logReads(app: App): Promise<LogReads> {
-  const response = await app.inject({ method: 'GET', url: '/metrics' })
-  return parseLogReads(response.body)
+  return parseLogReads(await metrics(app))
 }
 
 /** Waits until a poll started after `before` decided to read or to skip; the counters then. */
@@ -346,13 +342,22 @@ async function commitUnheard(app: App, from: TestSession, to: TestSession, text:
   })
 }
 
-t.test('the poll sent right after a reply skips its read, and the next send wakes it at once with that message, once', async (t) => {
-  const app = await build(t)
+/**
+ * An app with a receiver and a sender who are contacts, every wake-up so far heard, and the
+ * receiver's log drained: `cursor` is its end (this process read to it).
+ */
+async function pairReady(t: Test, overrides: Partial<Config> = {}) {
+  const app = await build(t, overrides)
   const receiver = await signUp(app)
   const sender = await signUp(app)
   await befriend(app, sender, receiver)
   await wakeUpsHeard(app)
-  const c0 = await drain(app, receiver)
+  const cursor = await drain(app, receiver)
+  return { app, receiver, sender, cursor }
+}
+
+t.test('the poll sent right after a reply skips its read, and the next send wakes it at once with that message, once', async (t) => {
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t)
 
   const first = timedPoll(app, receiver, c0, 5)
   await until('the first poll to be held', 2000, () => app.hub.size === 1)
@@ -391,12 +396,7 @@ t.test('the poll sent right after a reply skips its read, and the next send wake
 })
 
 t.test('timeout 0 always reads: it sees a commit whose wake-up has not arrived, and a send right after its 200', async (t) => {
-  const app = await build(t)
-  const receiver = await signUp(app)
-  const sender = await signUp(app)
-  await befriend(app, sender, receiver)
-  await wakeUpsHeard(app)
-  const c0 = await drain(app, receiver) // its last read reached the end at c0
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t) // its last read reached the end at c0
 
   // Precondition: this process knows nothing is after c0 (a long poll there skips).
   let before = await logReads(app)
@@ -437,12 +437,7 @@ t.test('timeout 0 always reads: it sees a commit whose wake-up has not arrived, 
 // before it answers. The wake-up that has not arrived is made deterministic here: the
 // commit's NOTIFY goes to a channel nobody listens to.
 t.test('a poll with a tiny positive timeout answers with an entry committed before it, even if its wake-up has not arrived', async (t) => {
-  const app = await build(t)
-  const receiver = await signUp(app)
-  const sender = await signUp(app)
-  await befriend(app, sender, receiver)
-  await wakeUpsHeard(app)
-  const c0 = await drain(app, receiver)
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t)
   const before = await logReads(app)
   await poll(app, receiver, c0, 0.3)
   t.equal((await logReads(app)).skipped, before.skipped + 1, 'precondition: the end is recorded at c0')
@@ -455,12 +450,7 @@ t.test('a poll with a tiny positive timeout answers with an entry committed befo
 })
 
 t.test('a cursor behind the recorded end reads: the long poll answers at once with what is after it', async (t) => {
-  const app = await build(t)
-  const receiver = await signUp(app)
-  const sender = await signUp(app)
-  await befriend(app, sender, receiver)
-  await wakeUpsHeard(app)
-  const c0 = await drain(app, receiver)
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t)
   const m1 = await send(app, sender, receiver, 'm1')
   const c1 = (await poll(app, receiver, c0, 0)).cursor
   const m2 = await send(app, sender, receiver, 'm2')
@@ -489,12 +479,7 @@ t.test('a cursor behind the recorded end reads: the long poll answers at once wi
 })
 
 t.test('a read that filled a batch (POLL_BATCH_LIMIT) did not reach the end: the next long poll reads the rest at once', async (t) => {
-  const app = await build(t, { pollBatchLimit: 2 })
-  const receiver = await signUp(app)
-  const sender = await signUp(app)
-  await befriend(app, sender, receiver)
-  await wakeUpsHeard(app)
-  const c0 = await drain(app, receiver)
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t, { pollBatchLimit: 2 })
   const ids = [await send(app, sender, receiver, 'a'), await send(app, sender, receiver, 'b'), await send(app, sender, receiver, 'c')]
   await wakeUpsHeard(app)
   const full = await poll(app, receiver, c0, 0)
@@ -675,6 +660,7 @@ t.test('a lost LISTEN connection: a commit nobody heard is still delivered, to t
 // 3. Two processes
 // ---------------------------------------------------------------------------------------
 
+/** The log-read counters of a server process's GET /metrics. */
 async function serverLogReads(server: ServerProcess): Promise<LogReads> {
   const response = await fetch(`${server.base}/metrics`)
   return parseLogReads(await response.text())

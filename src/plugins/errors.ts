@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
+import { isDatabaseUnavailable } from '../database.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -30,11 +31,6 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   503: 'unavailable',
 }
 
-// Connection-level failures: the database is away, not the request at fault.
-// pg reports a connection cut mid-query without a SQLSTATE; knex a full pool by message.
-const DATABASE_DOWN_MESSAGE = /timeout acquiring a connection|Connection terminated|connection error and is not queryable|Client was closed and is not queryable/i
-const DATABASE_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006'])
-
 interface Rendered {
   status: number
   code: ErrorCode
@@ -52,7 +48,7 @@ function classify(error: FastifyError & { retryAfter?: number }): Rendered {
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return { status: 415, code: 'unsupported_media_type', message: 'Send the body as Content-Type: application/json' }
   }
-  if (DATABASE_DOWN.has(error.code) || DATABASE_DOWN_MESSAGE.test(error.message)) {
+  if (isDatabaseUnavailable(error)) {
     return { status: 503, code: 'unavailable', message: 'The database is unavailable; try again shortly' }
   }
   const status = error.statusCode ?? 500

@@ -34,6 +34,7 @@ import {
 import { appendBroadcast, appendEvents, lockBroadcasts } from '../data/events.js'
 import { MAX_DIRECT_SEND_BATCH, sendDirectMessages, type DirectSend, type DirectSendResult } from '../data/direct-send.js'
 import { createBatcher } from '../batcher.js'
+import { isDatabaseUnavailable } from '../database.js'
 import { attachFile } from '../data/files.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById, lockUserPair } from '../data/users.js'
@@ -78,6 +79,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
   const directSends = createBatcher<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
     maxBatch: MAX_DIRECT_SEND_BATCH,
     maxInFlight: DIRECT_SEND_BATCHES_IN_FLIGHT,
+    failsEveryItem: isDatabaseUnavailable,
   })
 
   function checkText(text: string) {

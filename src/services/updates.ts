@@ -15,6 +15,7 @@
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
 import { readLogs, type LogEntry, type LogRead } from '../data/events.js'
 import { createBatcher } from '../batcher.js'
+import { isDatabaseUnavailable } from '../database.js'
 import { LogTails } from '../log-tails.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
@@ -46,6 +47,7 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
   const logReads = createBatcher<LogRead, LogEntry[]>((reads) => readLogs(db, reads, config.pollBatchLimit), {
     maxBatch: LOG_READS_PER_STATEMENT,
     maxInFlight: LOG_READ_STATEMENTS_IN_FLIGHT,
+    failsEveryItem: isDatabaseUnavailable,
   })
   /** Polls that waited without a first read: for /metrics. */
   let skippedReads = 0
