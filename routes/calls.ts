@@ -5,6 +5,7 @@
 import { defineCommand } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import { AcceptCallBody, AcceptCallReply, CallBody, CallIdBody, CallReply, CallSignalBody } from '../src/schemas/calls.js'
+import type { Calls } from '../src/services/calls.js'
 
 export const call = defineCommand({
   name: 'call',
@@ -33,35 +34,34 @@ export const acceptCall = defineCommand({
   run: ({ app, session }, body) => app.services.calls.accept(session.userId, body.call_id, body.answer),
 })
 
-export const rejectCall = defineCommand({
-  name: 'reject_call',
-  summary: 'Decline a ringing call',
-  description: 'The caller gets `call_rejected`.',
-  tags: ['calls'],
-  authenticated: true,
-  body: CallIdBody,
-  reply: Empty,
-  errors: [404, 409],
-  run: async ({ app, session }, body) => {
-    await app.services.calls.reject(session.userId, body.call_id)
-    return {}
-  },
-})
+/** A command that names a call and acts on it: `{call_id}` in, `{}` out. */
+function callIdCommand(
+  spec: { name: string; summary: string; description: string },
+  act: (calls: Calls, userId: number, callId: number) => Promise<void>,
+) {
+  return defineCommand({
+    ...spec,
+    tags: ['calls'],
+    authenticated: true,
+    body: CallIdBody,
+    reply: Empty,
+    errors: [404, 409],
+    run: async ({ app, session }, body) => {
+      await act(app.services.calls, session.userId, body.call_id)
+      return {}
+    },
+  })
+}
 
-export const hangUp = defineCommand({
-  name: 'hang_up',
-  summary: 'End a call, ringing or running',
-  description: 'The other side gets `call_ended`.',
-  tags: ['calls'],
-  authenticated: true,
-  body: CallIdBody,
-  reply: Empty,
-  errors: [404, 409],
-  run: async ({ app, session }, body) => {
-    await app.services.calls.hangUp(session.userId, body.call_id)
-    return {}
-  },
-})
+export const rejectCall = callIdCommand(
+  { name: 'reject_call', summary: 'Decline a ringing call', description: 'The caller gets `call_rejected`.' },
+  (calls, userId, callId) => calls.reject(userId, callId),
+)
+
+export const hangUp = callIdCommand(
+  { name: 'hang_up', summary: 'End a call, ringing or running', description: 'The other side gets `call_ended`.' },
+  (calls, userId, callId) => calls.hangUp(userId, callId),
+)
 
 export const callSignal = defineCommand({
   name: 'call_signal',
