@@ -20,6 +20,7 @@
 // are all held before any message id or log position is taken. A change to the log's
 // ordering rule (src/data/events.ts) must be made in both statements.
 import type { Knex } from 'knex'
+import { IDS_PER_NOTIFY } from './events.js'
 import { preparedQuery } from './prepared.js'
 
 export interface DirectSend {
@@ -37,11 +38,8 @@ export type DirectSendResult =
   /** Lost a race with a retry of the same client_msg_id: read the first one's reply. */
   | { outcome: 'raced' }
 
-/**
- * At most this many sends per statement: one NOTIFY names every recipient of a batch and
- * a payload holds at most 8000 bytes (400 ids of up to 16 digits and a comma fit).
- */
-export const MAX_DIRECT_SEND_BATCH = 400
+/** At most this many sends per statement: its one NOTIFY names every recipient. */
+export const MAX_DIRECT_SEND_BATCH = IDS_PER_NOTIFY
 
 interface DirectSendRow {
   status: number | null

@@ -50,7 +50,7 @@ export function eventChannel(schema: string): string {
 
 // A NOTIFY payload holds at most 8000 bytes: wake-ups name users (or sessions) in chunks (400 ids of
 // up to 16 digits and a comma fit).
-const IDS_PER_NOTIFY = 400
+export const IDS_PER_NOTIFY = 400
 
 /**
  * Appends one event to the log of each of `userIds` (a direct message: one user; a room
