@@ -38,20 +38,12 @@ import {
   wiki,
   type TestDatabase,
   type TestSession,
+  type PolledMessage,
 } from './helper.js'
 import type { Config } from '../src/config.js'
 
 type Json = Record<string, unknown>
 type Reply = Awaited<ReturnType<typeof poll>>
-interface Msg {
-  msg_id: number
-  sender_uid: number
-  sender_login: string
-  time: number
-  text: string
-  kind: string
-  room_id?: number
-}
 
 /** An app whose ADMIN_LOGINS names one account, registered with a mixed-case login (logins compare lower-cased). */
 async function adminApp(t: Test, overrides: Partial<Config> = {}) {
@@ -68,7 +60,7 @@ async function broadcast(app: App, admin: TestSession, msg: string, clientMsgId?
 }
 
 /** What a poll shows of a broadcast. */
-function expectedItem(admin: TestSession, sent: { body: Json }, text: string): Msg {
+function expectedItem(admin: TestSession, sent: { body: Json }, text: string): PolledMessage {
   return {
     msg_id: sent.body.msg_id as number,
     sender_uid: admin.uid,
@@ -90,7 +82,7 @@ async function collect(app: App, session: TestSession, cursor: number) {
   }
   return {
     replies,
-    msgs: replies.flatMap((r) => r.msg_array as unknown as Msg[]),
+    msgs: replies.flatMap((r) => r.msg_array),
     events: replies.flatMap((r) => r.events_array),
     cursor,
   }
@@ -363,7 +355,7 @@ t.test('5. exactly once under concurrency: direct messages and 20 concurrent bro
   }
 
   interface Seen {
-    msgs: Msg[]
+    msgs: PolledMessage[]
     cursors: number[]
     nonEmpty: number
     oversize: number
@@ -384,7 +376,7 @@ t.test('5. exactly once under concurrency: direct messages and 20 concurrent bro
       if (count > 0) seen.nonEmpty++
       // Contacts' presence changes (everyone starts polling) are expected; nothing else is.
       seen.events += reply.events_array.filter((e) => e.type !== 'presence').length
-      seen.msgs.push(...(reply.msg_array as unknown as Msg[]))
+      seen.msgs.push(...reply.msg_array)
       seen.cursors.push(reply.cursor)
       cursor = reply.cursor
       // An empty reply to a poll begun after every send was acknowledged: all is in.
@@ -544,7 +536,7 @@ t.test('7. the cursorless desktop client (wiki dialect, last_update 0) gets a br
   t.equal(viaWiki.status, 200, 'broadcast works through POST / too')
   const fourth = await wiki(app, 'update_data', { last_update: 0 }, user)
   t.same(
-    (fourth.body.msg_array as Msg[]).map((m) => [m.msg_id, m.text, m.kind]),
+    (fourth.body.msg_array as PolledMessage[]).map((m) => [m.msg_id, m.text, m.kind]),
     [[viaWiki.body.msg_id, 'second notice', 'broadcast']],
     'the second broadcast arrives once',
   )
@@ -624,13 +616,13 @@ t.test('9. broadcasts cannot be edited or deleted and never show in dialogs or h
   ] as const) {
     const dialogs = await call(app, 'get_dialogs', {}, session.token)
     t.equal(dialogs.status, 200)
-    const lastIds = (dialogs.body.dialogs as Array<{ last_message: Msg | null }>).map((d) => d.last_message?.msg_id)
+    const lastIds = (dialogs.body.dialogs as Array<{ last_message: PolledMessage | null }>).map((d) => d.last_message?.msg_id)
     t.notOk(lastIds.includes(id), `get_dialogs of ${who}: no dialog shows the broadcast`)
     t.notOk(JSON.stringify(dialogs.body).includes(text), `get_dialogs of ${who}: the broadcast text appears nowhere`)
   }
   const userDialogs = await call(app, 'get_dialogs', {}, user.token)
   t.same(
-    (userDialogs.body.dialogs as Array<{ to_uid?: number; last_message: Msg | null }>).map((d) => [d.to_uid, d.last_message?.msg_id]),
+    (userDialogs.body.dialogs as Array<{ to_uid?: number; last_message: PolledMessage | null }>).map((d) => [d.to_uid, d.last_message?.msg_id]),
     [[admin.uid, hello.body.msg_id]],
     "the user's dialog with the admin still ends with the direct message, not the later broadcast",
   )
@@ -639,7 +631,7 @@ t.test('9. broadcasts cannot be edited or deleted and never show in dialogs or h
   const history = await call(app, 'get_history', { to_uid: admin.uid }, user.token)
   t.equal(history.status, 200)
   t.same(
-    (history.body.messages as Msg[]).map((m) => m.msg_id),
+    (history.body.messages as PolledMessage[]).map((m) => m.msg_id),
     [hello.body.msg_id],
     'the direct history with the admin does not contain the broadcast',
   )
@@ -706,7 +698,7 @@ t.test('11. a new device starting from the authorization cursor does not get old
   t.equal(sent.status, 200)
   const activeGot = await poll(app, active, activeCursor)
   t.same(
-    (activeGot.msg_array as unknown as Msg[]).map((m) => m.msg_id),
+    activeGot.msg_array.map((m) => m.msg_id),
     [sent.body.msg_id],
     'the first device got the broadcast',
   )

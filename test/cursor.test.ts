@@ -3,21 +3,12 @@
 // number of concurrent writers and whatever order their transactions commit in.
 import t from 'tap'
 import type { Knex } from 'knex'
-import { backendsBlockedBy, drain, sleep, build, call, poll, signUp, befriend, type TestSession } from './helper.js'
+import { backendsBlockedBy, drain, sleep, build, call, poll, signUp, befriend, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
 import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
 
 type Reply = Awaited<ReturnType<typeof poll>>
-interface Msg {
-  msg_id: number
-  sender_uid: number
-  sender_login: string
-  time: number
-  text: string
-}
-
-
 
 /** Polls on from `cursor` (timeout 0) until an empty reply; every reply kept. */
 async function collect(app: App, session: TestSession, cursor: number) {
@@ -28,7 +19,7 @@ async function collect(app: App, session: TestSession, cursor: number) {
     if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
     cursor = reply.cursor
   }
-  const msgs = replies.flatMap((r) => r.msg_array as unknown as Msg[])
+  const msgs = replies.flatMap((r) => r.msg_array)
   return { replies, msgs, cursor }
 }
 
@@ -72,7 +63,7 @@ t.test('24 concurrent senders, paged cursor polls: every message exactly once, i
     sendsDone = true
   }
 
-  const received: Msg[] = []
+  const received: PolledMessage[] = []
   const cursors: number[] = [start]
   let polls = 0
   let nonEmpty = 0
@@ -87,7 +78,7 @@ t.test('24 concurrent senders, paged cursor polls: every message exactly once, i
       const count = reply.msg_array.length + reply.events_array.length
       if (count > BATCH) oversize++
       unexpectedEvents += reply.events_array.length
-      received.push(...(reply.msg_array as unknown as Msg[]))
+      received.push(...reply.msg_array)
       cursors.push(reply.cursor)
       if (count > 0) nonEmpty++
       cursor = reply.cursor
@@ -168,7 +159,7 @@ t.test('the same cursor twice gives the same answer', async (t) => {
     t.same(second.msg_array, first.msg_array, `page ${page}: same messages`)
     t.same(second.events_array, first.events_array, `page ${page}: same events`)
     t.equal(second.cursor, first.cursor, `page ${page}: same cursor`)
-    seen.push(...(first.msg_array as unknown as Msg[]).map((m) => m.msg_id))
+    seen.push(...first.msg_array.map((m) => m.msg_id))
     if (page < 3) t.ok(first.cursor > cursor, `page ${page}: the cursor advanced`)
     else t.equal(first.cursor, cursor, 'last page: empty, cursor kept')
     cursor = first.cursor
@@ -180,7 +171,7 @@ t.test('the same cursor twice gives the same answer', async (t) => {
   t.equal((await send(app, sender, receiver, 'later')).status, 200)
   const again = await poll(app, receiver, c0, 0)
   t.same(
-    (again.msg_array as unknown as Msg[]).map((m) => m.msg_id),
+    again.msg_array.map((m) => m.msg_id),
     seen.slice(0, 4),
     'the first page from the old cursor is unchanged by later messages',
   )
@@ -288,7 +279,7 @@ t.test('a held poll is woken by a send', async (t) => {
   t.ok(elapsed < 1000, `answered well before the 5 s timeout (${elapsed} ms)`)
   t.ok(elapsed >= 200, 'it was really held until the send')
   t.same(
-    (reply.msg_array as unknown as Msg[]).map((m) => [m.msg_id, m.text, m.sender_uid]),
+    reply.msg_array.map((m) => [m.msg_id, m.text, m.sender_uid]),
     [[sent.body.msg_id, 'wake up', sender.uid]],
     'with the message',
   )

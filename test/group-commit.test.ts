@@ -6,18 +6,12 @@
 // exactly once and in order through cursor polls, idempotent retries, a bounded stress).
 import t from 'tap'
 import type { Knex } from 'knex'
-import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession } from './helper.js'
+import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
 import { createBatcher } from '../src/batcher.js'
 import { sendDirectMessages, type DirectSend } from '../src/data/direct-send.js'
 import { eventChannel } from '../src/data/events.js'
 import { createKnex } from '../src/database.js'
-
-interface Msg {
-  msg_id: number
-  sender_uid: number
-  text: string
-}
 
 /** A promise with its resolve and reject in hand. */
 function deferred<T = void>() {
@@ -490,13 +484,13 @@ t.test('send_msg: sends queued behind a blocked one are grouped, answered after 
   const acked = replies.map((r) => r.body.msg_id as number)
   t.equal(new Set(acked).size, acked.length, 'each send got its own msg_id')
   const { msgs, cursor } = await collect(app, receiver, c0)
-  const got = (msgs as unknown as Msg[]).map((m) => m.msg_id)
+  const got = msgs.map((m) => m.msg_id)
   t.same([...got].sort((x, y) => x - y), [...acked].sort((x, y) => x - y), 'the receiver gets every message exactly once')
   t.same(got, [...got].sort((x, y) => x - y), 'in msg_id order')
   t.equal(got[0], acked[0], 'the blocked first send comes first')
   t.same(
-    (msgs as unknown as Msg[]).map((m) => [m.msg_id, m.sender_uid, m.text]),
-    (msgs as unknown as Msg[]).map((m) => {
+    msgs.map((m) => [m.msg_id, m.sender_uid, m.text]),
+    msgs.map((m) => {
       const k = acked.indexOf(m.msg_id)
       return [m.msg_id, [first, ...others][k].uid, k === 0 ? 'first' : `queued-${k - 1}`]
     }),
@@ -553,13 +547,13 @@ t.test('send_msg stress: concurrent senders, every acknowledged message exactly 
   }
 
   // Each receiver polls with cursors while the sends run, until an empty reply after the last.
-  const received = receivers.map(() => [] as Msg[])
+  const received = receivers.map(() => [] as PolledMessage[])
   const pollLoop = async (r: number) => {
     let cursor = starts[r]
     for (let polls = 0; ; polls++) {
       const doneBefore = sendsDone
       const reply = await poll(app, receivers[r], cursor, 1)
-      received[r].push(...(reply.msg_array as unknown as Msg[]))
+      received[r].push(...reply.msg_array)
       cursor = reply.cursor
       if (doneBefore && reply.msg_array.length === 0 && reply.events_array.length === 0) break
       if (polls > 5000) throw new Error('poll loop runaway')

@@ -7,6 +7,8 @@ import { buildApp, type App } from '../src/app.js'
 import type { Clock } from '../src/clock.js'
 import { defaultConfig, type Config } from '../src/config.js'
 import { createKnex, migrate } from '../src/database.js'
+import type { Static } from 'typebox'
+import type { MessageItem, UpdateDataReply } from '../src/schemas/updates.js'
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789'
 
@@ -118,11 +120,15 @@ export async function befriend(app: App, a: TestSession, b: TestSession): Promis
   if (accepted.status !== 200) throw new Error(`add_contact_reply failed: ${JSON.stringify(accepted.body)}`)
 }
 
+/** An update_data reply and one of its messages, as the schemas the route answers with define them. */
+export type PollReply = Static<typeof UpdateDataReply>
+export type PolledMessage = Static<typeof MessageItem>
+
 /** Polls with a cursor and `timeout: 0`. */
 export async function poll(app: App, session: TestSession, cursor: number, timeout = 0) {
   const response = await call(app, 'update_data', { cursor, timeout }, session.token)
   if (response.status !== 200) throw new Error(`update_data failed: ${response.status} ${JSON.stringify(response.body)}`)
-  return response.body as { cursor: number; server_time: number; msg_array: Json[]; events_array: Json[] }
+  return response.body as PollReply
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -166,7 +172,7 @@ export async function backendsBlockedBy(app: App, pid: number, atLeast = 1): Pro
 /** Everything in the log after `cursor` (timeout-0 polls until an empty reply). */
 export async function collect(app: App, session: TestSession, cursor: number) {
   const events: Json[] = []
-  const msgs: Json[] = []
+  const msgs: PolledMessage[] = []
   for (let i = 0; i < 1000; i++) {
     const reply = await poll(app, session, cursor, 0)
     if (reply.msg_array.length === 0 && reply.events_array.length === 0) break

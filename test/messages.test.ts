@@ -5,30 +5,13 @@
 import t, { type Test } from 'tap'
 import { drain, sleep, build, call, wiki, signUp, befriend, poll, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
+import type { Static } from 'typebox'
+import type { Dialog as DialogSchema, GetHistoryReply, Message } from '../src/schemas/messages.js'
 
-interface Msg {
-  msg_id: number
-  sender_uid: number
-  sender_login: string
-  time: number
-  text: string
-  kind: string
-  room_id: number | null
-  to_uid: number | null
-  edited_at: number | null
-}
-interface Page {
-  messages: Msg[]
-  has_more: boolean
-}
-interface Dialog {
-  to_uid?: number
-  room_id?: number
-  title: string
-  last_message: Msg | null
-  unread: number
-  last_activity: number
-}
+// The shapes the routes answer with, from their schemas.
+type Msg = Static<typeof Message>
+type Page = Static<typeof GetHistoryReply>
+type Dialog = Static<typeof DialogSchema>
 type Item = Record<string, unknown>
 type Target = { to_uid: number } | { room_id: number }
 

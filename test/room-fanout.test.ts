@@ -15,17 +15,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { sleep, befriend, build, call, insertUsers, poll, signUp, type TestSession } from './helper.js'
-
-interface Msg {
-  msg_id: number
-  sender_uid: number
-  text: string
-  room_id?: number
-}
+import { sleep, befriend, build, call, insertUsers, poll, signUp, type TestSession, type PolledMessage } from './helper.js'
 
 type Json = Record<string, unknown>
-
 
 /** A private room of `owner`, with `members` added directly as plain members. */
 async function roomWith(app: App, owner: TestSession, members: TestSession[], name: string): Promise<number> {
@@ -55,12 +47,12 @@ async function waitFor(what: string, deadlineMs: number, check: () => boolean | 
 }
 
 /** Every message in the member's log after `cursor` (timeout-0 polls until an empty reply). */
-async function drainMessages(app: App, session: TestSession, cursor: number): Promise<Msg[]> {
-  const msgs: Msg[] = []
+async function drainMessages(app: App, session: TestSession, cursor: number): Promise<PolledMessage[]> {
+  const msgs: PolledMessage[] = []
   for (let i = 0; i < 100; i++) {
     const reply = await poll(app, session, cursor, 0)
     if (reply.msg_array.length === 0 && reply.events_array.length === 0) return msgs
-    msgs.push(...(reply.msg_array as unknown as Msg[]))
+    msgs.push(...reply.msg_array)
     cursor = reply.cursor
   }
   throw new Error('log never drained')
@@ -132,7 +124,7 @@ t.test('1,000-member room: one message wakes every held poll exactly once', asyn
 
   const badStatus = responses.filter((r) => r.statusCode !== 200).map((r) => `${r.statusCode} ${r.body}`)
   t.same(badStatus.slice(0, 5), [], 'every held poll answered 200')
-  const replies = responses.map((r) => r.json() as { cursor: number; msg_array: Msg[]; events_array: Json[] })
+  const replies = responses.map((r) => r.json() as { cursor: number; msg_array: PolledMessage[]; events_array: Json[] })
   const early = answeredAt.filter((a) => a < sendStart).length
   t.equal(early, 0, 'no poll answered before the send started')
   const wrong = replies
