@@ -2,7 +2,7 @@
 // (message length, rate limit, long-poll hold, held polls, batch size) and the transport
 // guarantees (cursorless position, keep-alive, graceful shutdown) of PROTOCOL.md part A.
 import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { createKnex } from '../src/database.js'
@@ -289,6 +289,42 @@ t.test('per-IP rate limit', async (t) => {
   t.ok(again.headers['retry-after'], 'Retry-After there too')
   const otherIp = await app.inject({ method: 'POST', url: '/registration', remoteAddress: '10.9.8.7', payload: { login: 'other' } })
   t.equal(otherIp.statusCode, 400, 'another IP is not limited')
+})
+
+// Regression: the app used to be ready before its Redis connection was, and requests in
+// that gap failed open (skipOnError), so a limit let its first requests through uncounted.
+t.test('rate limit in Redis counts from the first request, however slowly Redis connects', { skip: process.env.REDIS_URL ? false : 'REDIS_URL is unset' }, async (t) => {
+  const redis = new URL(process.env.REDIS_URL!)
+  // A TCP relay to the real Redis that opens each upstream connection after 500 ms.
+  const slowRelay = net.createServer((client) => {
+    client.pause()
+    setTimeout(() => {
+      const upstream = net.connect(Number(redis.port || 6379), redis.hostname, () => {
+        client.pipe(upstream).pipe(client)
+        client.resume()
+      })
+      upstream.on('error', () => client.destroy())
+      client.on('error', () => upstream.destroy())
+      client.on('close', () => upstream.destroy())
+    }, 500)
+  })
+  await new Promise<void>((resolve) => slowRelay.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => slowRelay.close(() => resolve())))
+  const { port } = slowRelay.address() as AddressInfo
+
+  const app = await build(t, { rateLimitPerMinute: 3, redisUrl: `redis://127.0.0.1:${port}` })
+  for (let i = 1; i <= 3; i++) t.equal((await post(app, '/registration', '{}')).status, 400, `request ${i} right after start is within the limit`)
+  isError(t, await post(app, '/registration', '{}'), 429, 'rate_limited', 'the 4th request right after start')
+})
+
+t.test('a Redis that refuses at start: the app still starts, and requests pass unlimited', async (t) => {
+  const closed = net.createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const { port } = closed.address() as AddressInfo
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+
+  const app = await build(t, { rateLimitPerMinute: 1, redisUrl: `redis://127.0.0.1:${port}` })
+  for (let i = 1; i <= 3; i++) isError(t, await post(app, '/registration', '{}'), 400, 'bad_request', `request ${i} with the limit at 1 and Redis away`)
 })
 
 t.test('GET /get_user', async (t) => {

@@ -2,7 +2,9 @@
 // plus named limits that commands ask for after authentication: messages per user
 // (SEND_RATE_PER_MINUTE) and registrations per IP (REGISTRATIONS_PER_IP_PER_HOUR). With
 // REDIS_URL the counters live in Redis and hold across processes; else in memory, per
-// process. A Redis outage lets requests through (skipOnError) rather than failing them.
+// process. A Redis outage lets requests through (skipOnError) rather than failing them;
+// the app is ready only once Redis answers (or its first connect failed), so the counters
+// count from the first request rather than waving it through while the socket opens.
 // Failed logins have their own per-login limit, in the database (accounts service).
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
@@ -24,11 +26,13 @@ export default fp(
     const { config } = app
     let redis: Redis | undefined
     if (config.redisUrl) {
-      redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+      redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true })
       redis.on('error', (error) => app.log.warn({ err: error }, 'rate limits: Redis unavailable'))
       app.addHook('onClose', async () => {
         await redis?.quit().catch(() => redis?.disconnect())
       })
+      // A failed first connect is an outage like any other: ioredis keeps reconnecting.
+      await redis.connect().catch((error) => app.log.warn({ err: error }, 'rate limits: Redis unavailable at start; requests pass unlimited until it answers'))
     }
     await app.register(rateLimit, {
       max: config.rateLimitPerMinute,
