@@ -11,7 +11,7 @@ import path from 'node:path'
 import { databaseCeiling, helloBaseline, whoamiThroughput } from './figures/baselines.js'
 import { deliveryLatency } from './figures/delivery.js'
 import { logGrowth } from './figures/growth.js'
-import { heldPolls } from './figures/held-polls.js'
+import { HELD_POLL_SECONDS, heldPolls } from './figures/held-polls.js'
 import { roomFanout } from './figures/room-fanout.js'
 import { sendThroughput } from './figures/throughput.js'
 import type { BenchContext } from './lib/context.js'
@@ -19,6 +19,7 @@ import { openBenchDatabase } from './lib/database.js'
 import { makePlan } from './lib/plan.js'
 import { cpuSplit, ForeignLoad, rssKb, startNodeProcess, waitQuiet, type NodeProcess } from './lib/processes.js'
 import { below, Report } from './lib/report.js'
+import { describeWork, serverWork } from './lib/server-work.js'
 import { seedPopulation, Seeder } from './seed.js'
 import { freeLoopbackPort } from '../src/embedded-database.js'
 
@@ -29,7 +30,14 @@ const plan = makePlan(process.argv.includes('--smoke'))
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
 const selected = (name: string) => !only || name === 'baseline: database ceiling' || only.some((part) => name.includes(part))
 // --cpu-prof: the server writes a V8 CPU profile (open it in Chrome DevTools) into ./profiles at exit.
-const serverNodeArgs = process.argv.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('profiles')}`] : []
+// Always: SIGWINCH makes the server collect its garbage (bench/lib/gc-on-signal.mjs), for the
+// held-poll memory figure.
+const serverNodeArgs = [
+  '--expose-gc',
+  '--import',
+  path.resolve('bench/lib/gc-on-signal.mjs'),
+  ...(process.argv.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('profiles')}`] : []),
+]
 const report = new Report()
 const foreign = new ForeignLoad().start()
 const log = (line: string) => console.error(`# [${((performance.now() - wallStart) / 1000).toFixed(1)} s] ${line}`)
@@ -86,13 +94,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 setTimeout(() => stopEarly(`over the run's limit of ${plan.hardLimitMs / 1000} s`, 1), plan.hardLimitMs).unref()
 
 let broken = false
-let serverPid: number | undefined
+/** The measured server, once started: each group reports its CPU and its work. */
+let measured: NodeProcess | undefined
 /** Runs one figure group; a failure is reported and the run goes on (and exits 1). */
 async function group(name: string, run: () => Promise<void>): Promise<void> {
   if (stopping || !selected(name)) return
   log(`${name}…`)
   const t0 = performance.now()
-  const cpu0 = serverPid === undefined ? undefined : await cpuSplit(serverPid)
+  const cpu0 = measured && (await cpuSplit(measured.pid))
+  const work0 = measured && (await serverWork(measured.base).catch(() => undefined))
   try {
     await run()
   } catch (error) {
@@ -103,14 +113,16 @@ async function group(name: string, run: () => Promise<void>): Promise<void> {
   const seconds = Math.max(1, Math.round((performance.now() - t0) / 1000))
   // Where the CPU went: shows whether the bench's own client was a bottleneck.
   let split = ''
-  if (cpu0 && serverPid !== undefined) {
-    const cpu1 = await cpuSplit(serverPid)
+  if (cpu0 && measured) {
+    const cpu1 = await cpuSplit(measured.pid)
     const bench = cpu1.bench - cpu0.bench
     const server = cpu1.server - cpu0.server
     const database = process.env.DATABASE_URL ? 'not ours' : (cpu1.tree - cpu0.tree - bench - server).toFixed(1)
     split = `; CPU s: bench ${bench.toFixed(1)}, server ${server.toFixed(1)}, database ${database}`
   }
   log(`${name}: ${seconds} s, other processes took ${foreign.recentPercent(seconds).toFixed(0)}% of the machine's CPU${split}`)
+  const work1 = work0 && measured && (await serverWork(measured.base).catch(() => undefined))
+  if (work0 && work1) log(`${name}: ${describeWork(work0, work1)}`)
 }
 
 async function main(): Promise<void> {
@@ -145,9 +157,10 @@ async function main(): Promise<void> {
     // that happens to be configured in the environment (CI sets one).
     REDIS_URL: '',
     MAX_HELD_POLLS_PER_USER: '4',
+    POLL_MAX_SECONDS: String(HELD_POLL_SECONDS),
     DATA_DIR: dataDir,
   }, defer, serverNodeArgs)
-  serverPid = server.pid
+  measured = server
   let serverGone = false
   void server.exited.then(({ code, signal }) => {
     serverGone = true

@@ -67,11 +67,21 @@ t.test('npm run bench -- --smoke', async (t) => {
 
   t.equal(code, 0, 'the run completed', { stderr: stderr.slice(-4000), stdout: stdout.slice(-4000) })
   const figures = new Map<string, unknown>()
+  const lines = new Map<string, Record<string, unknown>>()
   for (const line of stdout.split('\n')) {
     if (!line.startsWith('{')) continue
     const parsed = JSON.parse(line) as { figure?: string; value?: unknown }
-    if (parsed.figure) figures.set(parsed.figure, parsed.value)
+    if (parsed.figure) {
+      figures.set(parsed.figure, parsed.value)
+      lines.set(parsed.figure, parsed)
+    }
   }
+  // Memory per held poll is read after collections the server runs on SIGWINCH (it must
+  // survive them: the figures after it are checked above); the raw reading rides along.
+  const held = lines.get('held_polls_200_kb_per_poll')
+  t.equal(typeof held?.kb_per_poll_before_gc, 'number', 'the held-poll line also has the reading taken before collecting')
+  // The server's work per group, from its /metrics: the sends went through group statements.
+  t.match(stderr, /send throughput, 16 senders: requests: [^\n]*\/send_msg \d+[^\n]*direct sends [1-9]\d* in [1-9]\d* statements/, 'the work line of a throughput group')
   for (const name of EXPECTED) {
     t.ok(typeof figures.get(name) === 'number' && Number.isFinite(figures.get(name)), `${name} is a finite number`, { got: figures.get(name) })
   }
