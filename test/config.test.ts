@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { configFromEnv, ConfigError, DEFAULTS } from '../src/config.js'
-import { claimDataDir, DataDirInUseError } from '../src/embedded-database.js'
+import { claimDataDir, DataDirError } from '../src/embedded-database.js'
 
 const SECRET = 'x'.repeat(40)
 
@@ -39,7 +39,7 @@ t.test('a second server on the same DATA_DIR is told the data is in use', async 
   const release = await claimDataDir(dataDir)
   // A live process (the test runner's parent) holds it: claiming again from "another server" fails.
   await writeFile(path.join(dataDir, 'server.pid'), String(process.ppid))
-  await t.rejects(claimDataDir(dataDir), DataDirInUseError)
+  await t.rejects(claimDataDir(dataDir), DataDirError)
   await t.rejects(claimDataDir(dataDir), { message: /in use by another messenger server/ })
   // A pid file left by a dead process is taken over.
   await writeFile(path.join(dataDir, 'server.pid'), '999999999')
@@ -60,4 +60,21 @@ t.test('npm start with a bad setting exits 1 with a clear message', async (t) =>
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 1)
   t.match(stderr, /PORT must be an integer/)
+})
+
+t.test('run as root, a DATA_DIR the postgres user may not enter: npm start names the directory and exits 1', { skip: process.getuid?.() === 0 ? false : 'only as root does PostgreSQL run as another user' }, async (t) => {
+  const closed = await mkdtemp(path.join(os.tmpdir(), 'messenger-closed-'))
+  await chmod(closed, 0o700)
+  t.teardown(() => rm(closed, { recursive: true, force: true }))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, DATABASE_URL: '', DATA_DIR: path.join(closed, 'data'), LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  t.equal(code, 1)
+  t.match(stderr, `may not enter ${closed} (mode 700)`, 'names the directory in the way and its mode')
+  t.match(stderr, /Choose a DATA_DIR it can reach/, 'says what to do')
+  t.notMatch(stderr, /\n\s+at /, 'no stack trace')
 })
