@@ -9,13 +9,12 @@ import { errorResponses } from './command.js'
 import { DownloadParams, FileContent, UploadBody, UploadQuery, UploadReply } from '../src/schemas/files.js'
 import { FileTooLarge } from '../src/storage/file-store.js'
 import { BadRequest, PayloadTooLarge, RangeNotSatisfiable } from '../src/errors.js'
-import { createValidatorCompiler } from '../src/validation.js'
+import { validatorCompiler } from '../src/validation.js'
 
 const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
 
 export async function fileRoutes(app: FastifyInstance) {
-  const validators = createValidatorCompiler()
   // In this plugin only: any content type, the body left unread for the handler to stream.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
@@ -44,7 +43,7 @@ export async function fileRoutes(app: FastifyInstance) {
         response: { 200: UploadReply, ...errorResponses([400, 401, 413, 429, 503]) },
       },
       // The body is the file: validated by the store as it streams, not by the schema.
-      validatorCompiler: (route) => (route.httpPart === 'body' ? () => true : validators(route)),
+      validatorCompiler: (route) => (route.httpPart === 'body' ? () => true : validatorCompiler(route)),
       preHandler: (request) => app.authenticate(request),
     },
     async (request, reply) => {

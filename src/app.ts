@@ -4,11 +4,10 @@
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
-import { createValidatorCompiler } from './validation.js'
 import configPlugin from './plugins/config.js'
 import errors, { sendError } from './plugins/errors.js'
 import { BadRequest } from './errors.js'
-import { containsUnstorableText } from './validation.js'
+import { containsUnstorableText, serializerCompiler, validatorCompiler } from './validation.js'
 import database from './plugins/database.js'
 import eventHub from './plugins/event-hub.js'
 import auth from './plugins/auth.js'
@@ -51,7 +50,8 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
     ...options.fastify,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.setValidatorCompiler(createValidatorCompiler())
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
   // JSON only: a text/plain body would otherwise be parsed as a string and fail later
   // with a vaguer message than 415.
   app.removeContentTypeParser('text/plain')
