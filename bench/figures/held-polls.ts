@@ -72,14 +72,14 @@ export async function heldPolls(ctx: BenchContext, cursors: Map<number, number>)
     })
     try {
       await waitQuiet(10_000)
-      const rssBefore = await rssAfterGcKb(server.pid)
+      const rssBefore = await rssAfterGcKb(server.pid, plan.gcSettleMs)
       const t0 = performance.now()
       const { opened } = await held.open(pool.slice(0, planned), 180_000)
       const openSeconds = (performance.now() - t0) / 1000
       log(`held polls: ${opened} opened in ${openSeconds.toFixed(1)} s`)
       await sleep(1000)
       const rssOpened = await rssKb(server.pid)
-      const rssWith = await rssAfterGcKb(server.pid)
+      const rssWith = await rssAfterGcKb(server.pid, plan.gcSettleMs)
 
       const last = held.lastOpened()
       const pings = last ? await ping(ctx, pinger, last, level, plan.heldPings, pingArrivals, pingWaiters) : []

@@ -25,6 +25,8 @@ export interface Plan {
   heldBatch: number
   /** Pings sent to the last-opened poll of a level (their median is the figure). */
   heldPings: number
+  /** Wait after each full collection before memory is read (longer for larger heaps). */
+  gcSettleMs: number
   /** Members of the fan-out room that hold polls (the sender comes on top). */
   roomMembers: number
   /** Growth: single operations timed per phase (after untimed warm-up ones). */
@@ -40,20 +42,21 @@ export function makePlan(smoke: boolean): Plan {
   if (smoke) {
     return {
       smoke,
-      autocannonSeconds: 2,
+      autocannonSeconds: 1,
       autocannonConnections: 50,
-      dbSeconds: 2,
+      dbSeconds: 1,
       dbClientCounts: [16, 64],
       dbLatencyTransactions: 50,
       deliveryMessages: 50,
       deliveryWarmup: 5,
       throughputLevels: [16, 64],
       throughputReceivers: 16,
-      throughputSeconds: 2,
+      throughputSeconds: 1,
       drainTimeoutMs: 5_000,
       heldLevels: [200],
       heldBatch: 200,
       heldPings: 3,
+      gcSettleMs: 200,
       roomMembers: 100,
       growthOps: 50,
       growthWarmup: 10,
@@ -78,6 +81,8 @@ export function makePlan(smoke: boolean): Plan {
     heldLevels: [1000, 5000, 20_000],
     heldBatch: 200,
     heldPings: 5,
+    // A full collection of a heap holding 20,000 polls takes about 0.3 s here.
+    gcSettleMs: 1000,
     roomMembers: 1000,
     growthOps: 200,
     growthWarmup: 20,

@@ -110,8 +110,6 @@ export async function rssKb(pid: number): Promise<number> {
   return Number(match[1])
 }
 
-// Long enough for a full collection of a heap holding 20,000 polls (about 0.3 s here).
-const GC_SETTLE_MS = 1000
 // The first collection frees the garbage; V8 gives the emptied pages back to the system
 // only at a later one.
 const GC_ROUNDS = 3
@@ -120,10 +118,10 @@ const GC_ROUNDS = 3
  * RSS once the server has run full garbage collections: it was started with
  * bench/lib/gc-on-signal.mjs, which collects on SIGWINCH.
  */
-export async function rssAfterGcKb(pid: number): Promise<number> {
+export async function rssAfterGcKb(pid: number, settleMs: number): Promise<number> {
   for (let round = 0; round < GC_ROUNDS; round++) {
     process.kill(pid, 'SIGWINCH')
-    await sleep(GC_SETTLE_MS)
+    await sleep(settleMs)
   }
   return rssKb(pid)
 }
