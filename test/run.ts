@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js'
+import { EmbeddedDatabaseError, startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js'
 
 let cluster: EmbeddedDatabase | undefined
 let root: string | undefined
@@ -13,11 +13,18 @@ const env = { ...process.env }
 if (!env.DATABASE_URL) {
   root = await mkdtemp(path.join(os.tmpdir(), 'messenger-test-'))
   await chmod(root, 0o755) // as root, PostgreSQL runs as the postgres user and must reach it
-  cluster = await startEmbeddedDatabase({
-    clusterDir: path.join(root, 'postgres'),
-    // A throwaway cluster: durability buys nothing here.
-    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
-  })
+  try {
+    cluster = await startEmbeddedDatabase({
+      clusterDir: path.join(root, 'postgres'),
+      // A throwaway cluster: durability buys nothing here.
+      settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+    })
+  } catch (error) {
+    await rm(root, { recursive: true, force: true })
+    // The same one-message failure as npm start's.
+    console.error(error instanceof EmbeddedDatabaseError ? error.message : error)
+    process.exit(1)
+  }
   env.DATABASE_URL = cluster.url
   console.log(`# tests on an embedded PostgreSQL in ${root}`)
 } else {
