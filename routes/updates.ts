@@ -37,7 +37,9 @@ export const updateData = defineCommand({
       if (body.cursor === undefined) {
         // Written out in full: only then does the server-kept position move.
         reply.raw.once('finish', () => {
-          app.services.updates.acknowledge(session.userId, result.cursor).catch((err) => reply.log.error({ err }, 'acknowledge failed'))
+          app.services.updates.acknowledge(session.userId, result.cursor).catch((err) => {
+            if (!app.dbHealth.noteFailure(err)) reply.log.error({ err }, 'acknowledge failed')
+          })
         })
       }
       return result

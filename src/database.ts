@@ -11,14 +11,28 @@ export interface DatabaseOptions {
   url: string
   schema: string
   poolMax?: number
+  /** Where knex's own messages go (a dropped connection, a failed acquire); default the console. */
+  logger?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void }
 }
 
-export function createKnex({ url, schema, poolMax = 10 }: DatabaseOptions): Knex {
+export function createKnex({ url, schema, poolMax = 10, logger }: DatabaseOptions): Knex {
   return knexFactory({
     client: 'pg',
     connection: url,
     searchPath: [schema],
     pool: { min: 0, max: poolMax },
+    // The pool's complaints while the database is away repeat what the requests' 503s
+    // already say (src/database-health.ts logs the outage once): debug lines, as JSON.
+    ...(logger && {
+      log: {
+        debug: (message: unknown) => logger.debug({ knex: String(message) }, 'knex'),
+        warn: (message: unknown) => logger.debug({ knex: String(message) }, 'knex warning'),
+        error: (message: unknown) => logger.warn({ knex: String(message) }, 'knex error'),
+        deprecate: (method: unknown, alternative: unknown) => logger.warn({ knex: `${method} is deprecated; use ${alternative}` }, 'knex deprecation'),
+        inspectionDepth: 3,
+        enableColors: false,
+      },
+    }),
     migrations: { migrationSource, schemaName: schema, tableName: 'knex_migrations' },
   })
 }

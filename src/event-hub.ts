@@ -27,6 +27,8 @@ export interface EventHubOptions {
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
   /** First reconnect delay; doubles up to 5 s. */
   reconnectDelayMs?: number
+  /** True when the failure is the database being away, already logged (src/database-health.ts). */
+  noteFailure?(error: unknown): boolean
 }
 
 const FINAL: ReadonlySet<WakeReason> = new Set(['superseded', 'revoked', 'shutdown', 'gone'])
@@ -209,7 +211,8 @@ export class EventHub {
     client.removeAllListeners('end')
     client.end().catch(() => {})
     if (this.closed) return
-    this.options.log.warn({ err: error }, 'event hub: LISTEN connection lost; reconnecting')
+    const outage = this.options.noteFailure?.(error) ?? false
+    this.options.log[outage ? 'info' : 'warn']({ err: error }, 'event hub: LISTEN connection lost; reconnecting')
     for (const listener of this.revocationListeners) listener('all')
     // Notifications sent while disconnected are gone: every held poll re-reads the log.
     this.wakeAll('event')

@@ -707,6 +707,36 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
   const daveLog = await replay([base], dave.token, daveStart)
   t.same(daveLog.keys, downAcks.map((id) => `m${id}`), 'the retried sends refused while down arrived once each')
 
+  // The log through the outage: JSON lines only, the outage told once each way, the
+  // expected 503s not logged as errors.
+  const notJson = [...server.lines, ...server.errorLines].filter((line) => {
+    try {
+      return typeof JSON.parse(line) !== 'object'
+    } catch {
+      return true
+    }
+  })
+  t.same(notJson.slice(0, 5), [], `every line the server wrote is JSON (${server.lines.length} lines, ${notJson.length} not)`)
+  const logged = server.lines.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as Json]
+    } catch {
+      return []
+    }
+  })
+  const gone = logged.filter((entry) => entry.msg === 'database unavailable')
+  const back = logged.filter((entry) => entry.msg === 'database available again')
+  t.equal(gone.length, 1, 'one line says the database went away')
+  t.equal(gone[0]?.level, 40, '... as a warning')
+  t.equal(back.length, 1, 'one line says it is back')
+  t.equal(back[0]?.level, 40, '... as a warning')
+  t.ok(back[0]?.outageMs >= 1000, `... with the outage's length (${back[0]?.outageMs} ms)`)
+  t.same(
+    logged.filter((entry) => entry.level >= 50).map((entry) => entry.msg),
+    [],
+    'no error lines: a 503 during the outage is expected',
+  )
+
   const knex = createKnex({ url: dbUrl, schema, poolMax: 1 })
   try {
     const stored = await knex('messages').select('id', 'client_msg_id').where({ sender_id: alice.uid, recipient_id: bob.uid }).orderBy('id')

@@ -21,6 +21,8 @@ export interface ServerProcess {
   base: string
   /** Every stdout line so far (pino JSON lines). */
   lines: string[]
+  /** Every stderr line so far (none expected: the logs are JSON lines on stdout). */
+  errorLines: string[]
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
@@ -78,10 +80,10 @@ export async function spawnServer(t: Test, schema: string, dataDir: string, port
   })
 
   const lines: string[] = []
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const errorLines: string[] = []
+  createInterface({ input: child.stderr! }).on('line', (line) => errorLines.push(line))
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server on port ${port} not ready after ${READY_TIMEOUT_MS} ms:\n${lines.join('\n')}\n${stderr}`)), READY_TIMEOUT_MS)
+    const timer = setTimeout(() => reject(new Error(`server on port ${port} not ready after ${READY_TIMEOUT_MS} ms:\n${lines.join('\n')}\n${errorLines.join('\n')}`)), READY_TIMEOUT_MS)
     createInterface({ input: child.stdout! }).on('line', (line) => {
       lines.push(line)
       try {
@@ -95,11 +97,11 @@ export async function spawnServer(t: Test, schema: string, dataDir: string, port
     })
     exited.then(({ code, signal }) => {
       clearTimeout(timer)
-      reject(new Error(`server on port ${port} exited (${code ?? signal}) before it was ready:\n${lines.join('\n')}\n${stderr}`))
+      reject(new Error(`server on port ${port} exited (${code ?? signal}) before it was ready:\n${lines.join('\n')}\n${errorLines.join('\n')}`))
     })
   })
   await ready
-  return { child, pid, base: `http://127.0.0.1:${port}`, lines, exited }
+  return { child, pid, base: `http://127.0.0.1:${port}`, lines, errorLines, exited }
 }
 
 /** Two server processes on a fresh schema of the test database. */

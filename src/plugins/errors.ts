@@ -74,7 +74,8 @@ export default fp(
     app.decorateReply('errorCode', null)
     app.setErrorHandler((error: FastifyError & { retryAfter?: number }, request, reply) => {
       const rendered = classify(error)
-      if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
+      // A 503 while the database is away is expected: the outage is logged once (app.dbHealth).
+      if (rendered.status >= 500 && !(rendered.status === 503 && app.dbHealth?.noteFailure(error))) request.log.error({ err: error }, 'request failed')
       else request.log.info({ code: rendered.code, message: rendered.message }, 'request refused')
       if (error.retryAfter) reply.header('retry-after', String(error.retryAfter))
       return sendError(request, reply, rendered)

@@ -17,10 +17,11 @@ export default fp(
       channel: eventChannel(app.config.databaseSchema),
       maxWaitersPerUser: app.config.maxHeldPollsPerUser,
       log: app.log,
+      noteFailure: (error) => app.dbHealth.noteFailure(error),
     })
     app.decorate('hub', hub)
     app.addHook('preClose', async () => hub.wakeAllForShutdown())
     app.addHook('onClose', () => hub.close())
   },
-  { name: 'event-hub', dependencies: ['config'] },
+  { name: 'event-hub', dependencies: ['config', 'database'] },
 )

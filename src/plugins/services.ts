@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { createAccounts } from '../services/accounts.js'
 import { createContacts } from '../services/contacts.js'
 import { createKeys } from '../services/keys.js'
-import { createFiles } from '../services/files.js'
+import { CLEANUP_INTERVAL_MS, createFiles } from '../services/files.js'
 import { createCalls } from '../services/calls.js'
 import { createMessages } from '../services/messages.js'
 import { createPresence } from '../services/presence.js'
@@ -14,6 +14,7 @@ import { createUpdates } from '../services/updates.js'
 import { createVerification } from '../services/verification.js'
 import { eventChannel } from '../data/events.js'
 import type { Clock } from '../clock.js'
+import { startPeriodic, type PeriodicJob } from '../periodic.js'
 import type { ServiceDeps } from '../services/deps.js'
 import type { FileStore } from '../storage/file-store.js'
 
@@ -56,9 +57,18 @@ export default fp<{ clock: Clock }>(
       signToken: (claims) => app.jwt.sign(claims),
     }, app.fileStore)
     app.decorate('services', services)
+    const jobs: PeriodicJob[] = [
+      { name: 'presence sweep', everyMs: app.config.presenceSweepSeconds * 1000, run: () => services.presence.sweep() },
+      { name: 'call sweep', everyMs: app.config.callSweepMs, run: () => services.calls.sweep() },
+      { name: 'upload clean-up', everyMs: CLEANUP_INTERVAL_MS, run: () => services.files.cleanUp() },
+    ]
+    // A job failing because the database is away is part of the outage, logged once.
+    const onFailure = (job: PeriodicJob, error: unknown) => {
+      if (!app.dbHealth.noteFailure(error)) app.log.warn({ err: error }, `${job.name} failed`)
+    }
     const stops: (() => void)[] = []
     app.addHook('onReady', async () => {
-      stops.push(services.presence.startSweeping(), services.files.startCleaning(), services.calls.startSweeping())
+      stops.push(...jobs.map((job) => startPeriodic(job, onFailure)))
     })
     app.addHook('onClose', async () => stops.forEach((stop) => stop()))
   },

@@ -18,7 +18,7 @@ import type { Presence } from './presence.js'
 
 export type CallOutcome = 'ringing' | 'busy' | 'offline'
 
-export function createCalls({ db, config, channel, clock, log }: ServiceDeps, presence: Presence) {
+export function createCalls({ db, config, channel, clock }: ServiceDeps, presence: Presence) {
   const ringMs = config.callRingSeconds * 1000
 
   function checkSignal(payload: unknown, what: string): void {
@@ -136,17 +136,6 @@ export function createCalls({ db, config, channel, clock, log }: ServiceDeps, pr
       const now = clock.now()
       await endEach(await overdueCalls(db, now), 'ringing', 'timeout', now)
       await endEach(await abandonedCalls(db), 'active', 'disconnected')
-    },
-
-    startSweeping(): () => void {
-      let running: Promise<void> | undefined
-      const timer = setInterval(() => {
-        running ??= this.sweep()
-          .catch((error) => log.warn({ err: error }, 'call sweep failed'))
-          .finally(() => (running = undefined))
-      }, config.callSweepMs)
-      timer.unref()
-      return () => clearInterval(timer)
     },
   }
 }

@@ -17,7 +17,8 @@ export interface Download {
 
 /** Upload leftovers of a crashed process are removed after this long. */
 const STALE_INCOMING_MS = 3600_000
-const CLEANUP_INTERVAL_MS = 15 * 60_000
+/** How often each process removes stale uploads. */
+export const CLEANUP_INTERVAL_MS = 15 * 60_000
 
 export function createFiles({ db, config, clock, log }: ServiceDeps, store: FileStore) {
   return {
@@ -61,15 +62,6 @@ export function createFiles({ db, config, clock, log }: ServiceDeps, store: File
       for (const key of keys) await store.remove(key)
       await store.removeStale(STALE_INCOMING_MS)
       return keys.length
-    },
-
-    /** Runs `cleanUp` every 15 minutes until the returned function is called. */
-    startCleaning(): () => void {
-      const timer = setInterval(() => {
-        this.cleanUp().catch((error) => log.warn({ err: error }, 'upload clean-up failed'))
-      }, CLEANUP_INTERVAL_MS)
-      timer.unref()
-      return () => clearInterval(timer)
     },
   }
 }

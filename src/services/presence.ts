@@ -14,7 +14,7 @@ import { friendIds } from '../data/contacts.js'
 import { friendsPresence, lastSeenMs, lockPresence, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
 import type { ServiceDeps } from './deps.js'
 
-export function createPresence({ db, config, channel, hub, clock, log }: ServiceDeps) {
+export function createPresence({ db, config, channel, hub, clock }: ServiceDeps) {
   const sweepMs = config.presenceSweepSeconds * 1000
   const graceMs = config.presenceGraceSeconds * 1000
   /** When this process last recorded each user as seen. */
@@ -70,18 +70,6 @@ export function createPresence({ db, config, channel, hub, clock, log }: Service
         recordedAt.delete(userId)
         await change(userId, false)
       }
-    },
-
-    /** Runs `sweep` every PRESENCE_SWEEP_SECONDS until the returned function is called. */
-    startSweeping(): () => void {
-      let running: Promise<void> | undefined
-      const timer = setInterval(() => {
-        running ??= this.sweep()
-          .catch((error) => log.warn({ err: error }, 'presence sweep failed'))
-          .finally(() => (running = undefined))
-      }, sweepMs)
-      timer.unref()
-      return () => clearInterval(timer)
     },
 
     friends: (userId: number) => friendsPresence(db, userId),
