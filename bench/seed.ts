@@ -75,7 +75,8 @@ export class Seeder {
    * ago), so they are history behind every cursor; each user's log_head is raised to at
    * least its newest position, keeping the log's invariant (appends go above the head).
    * Rows go in time order across users, so one user's entries are scattered over the
-   * table as in a real log, not packed together.
+   * table as in a real log, not packed together. They are events of the catalogue with no
+   * payload (src/event-log/catalogue.ts), so a read from 0 renders them like any other.
    */
   async fillerEvents(users: BenchUser[], total: number): Promise<void> {
     const perUser = Math.max(1, Math.floor(total / users.length))
@@ -84,7 +85,7 @@ export class Seeder {
       await trx.raw("SET LOCAL statement_timeout = '300s'")
       await trx.raw(
         `INSERT INTO events (user_id, pos, type, actor_id)
-         SELECT u, ?::int8 + g, 'bench_filler', u
+         SELECT u, ?::int8 + g, 'contact_cancelled', u
            FROM generate_series(1, ?::int) g CROSS JOIN unnest(?::bigint[]) u`,
         [startUs, perUser, users.map((u) => u.uid)],
       )

@@ -2,32 +2,30 @@
 // side learns of it through update_data: `call_request`, `call_accepted`, `call_rejected`,
 // `call_ended`, `call_timeout`, `call_busy`, `call_offline`, `call_missed`, `call_signal`,
 // each with `call_id`.
-import { defineCommand } from './command.js'
+import { commandsOf } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import { AcceptCallBody, AcceptCallReply, CallBody, CallIdBody, CallReply, CallSignalBody } from '../src/schemas/calls.js'
 import type { Calls } from '../src/services/calls.js'
 
-export const call = defineCommand({
+const command = commandsOf('calls')
+
+export const call = command({
   name: 'call',
   summary: 'Call a friend',
   description:
     'Rings the callee (`call_request` with the offer) for CALL_RING_SECONDS (30); then both get `call_timeout`. ' +
     '`status` says `busy` when either of you is in a call, `offline` when the callee has no live poll (the caller also ' +
     'gets `call_busy` / `call_offline`). 403 `not_friends` for anyone but a friend.',
-  tags: ['calls'],
-  authenticated: true,
   body: CallBody,
   reply: CallReply,
   errors: [403],
   run: ({ app, session }, body) => app.services.calls.call(session.userId, body.to_uid, body.offer),
 })
 
-export const acceptCall = defineCommand({
+export const acceptCall = command({
   name: 'accept_call',
   summary: 'Answer a ringing call',
   description: 'The caller gets `call_accepted` with the answer and the ICE servers. 409 when the call no longer rings.',
-  tags: ['calls'],
-  authenticated: true,
   body: AcceptCallBody,
   reply: AcceptCallReply,
   errors: [404, 409],
@@ -39,10 +37,8 @@ function callIdCommand(
   spec: { name: string; summary: string; description: string },
   act: (calls: Calls, userId: number, callId: number) => Promise<void>,
 ) {
-  return defineCommand({
+  return command({
     ...spec,
-    tags: ['calls'],
-    authenticated: true,
     body: CallIdBody,
     reply: Empty,
     errors: [404, 409],
@@ -63,12 +59,10 @@ export const hangUp = callIdCommand(
   (calls, userId, callId) => calls.hangUp(userId, callId),
 )
 
-export const callSignal = defineCommand({
+export const callSignal = command({
   name: 'call_signal',
   summary: 'Relay an offer, answer or ICE candidate',
   description: 'The other side gets `call_signal` with the payload, untouched.',
-  tags: ['calls'],
-  authenticated: true,
   body: CallSignalBody,
   reply: Empty,
   errors: [404, 409],

@@ -1,4 +1,6 @@
-import { defineCommand } from './command.js'
+// Contacts (PROTOCOL A.4): the list, requests and replies, removal. Each change is told to
+// the other side through its event log.
+import { commandsOf } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import {
   AddContactReplyBody,
@@ -7,39 +9,47 @@ import {
   AddContactRequestReply,
   DelContactBody,
 } from '../src/schemas/contacts.js'
+import { GetDataReply, NoFields } from '../src/schemas/accounts.js'
 
-export const addContactRequest = defineCommand({
+const command = commandsOf('contacts')
+
+export const getData = command({
+  name: 'get_data',
+  summary: 'My contact list',
+  body: NoFields,
+  reply: GetDataReply,
+  run: async ({ app, session }) => ({ contacts: await app.services.accounts.contacts(session.userId), settings: [] }),
+  // The desktop client crashes on an empty array here.
+  wiki: (reply) => ({ ...reply, contacts: reply.contacts.length > 0 ? reply.contacts : null }),
+})
+
+
+export const addContactRequest = command({
   name: 'add_contact_request',
   summary: 'Ask a user to become a contact',
   description:
     'Asking someone who already asked you makes you friends (status 1). Asking again after a denial is allowed. ' +
     'The other side gets a `contact_request` (or `contact_accepted`) event.',
-  tags: ['contacts'],
-  authenticated: true,
   body: AddContactRequestBody,
   reply: AddContactRequestReply,
   errors: [404, 409],
   run: ({ app, session }, body) => app.services.contacts.request(session.userId, body.login),
 })
 
-export const addContactReply = defineCommand({
+export const addContactReply = command({
   name: 'add_contact_reply',
   summary: 'Accept or deny a contact request, or cancel your own',
   description: 'Status 1 accepts and 2 denies an incoming request; 3 withdraws your outgoing one. The other side gets an event.',
-  tags: ['contacts'],
-  authenticated: true,
   body: AddContactReplyBody,
   reply: AddContactReplyReply,
   errors: [404, 409],
   run: ({ app, session }, body) => app.services.contacts.reply(session.userId, body.contact_uid, body.status as 1 | 2 | 3),
 })
 
-export const delContact = defineCommand({
+export const delContact = command({
   name: 'del_contact',
   summary: 'Remove a contact for both sides',
   description: 'The other side gets a `contact_deleted` event.',
-  tags: ['contacts'],
-  authenticated: true,
   body: DelContactBody,
   reply: Empty,
   errors: [404],

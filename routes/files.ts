@@ -4,9 +4,10 @@
 // plain HTTP with a bearer token rather than JSON commands, so the wiki dialect has no
 // form of them; attaching (send_msg with file_id) works in both dialects.
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import contentDisposition from 'content-disposition'
 import { errorResponses } from './command.js'
-import { DownloadParams, FileContent, UploadBody, UploadQuery, UploadReply } from '../src/schemas/files.js'
+import { DownloadHeaders, DownloadParams, FileContent, FileHeaders, UploadBody, UploadQuery, UploadReply } from '../src/schemas/files.js'
 import { FileTooLarge } from '../src/storage/file-store.js'
 import { BadRequest, PayloadTooLarge, RangeNotSatisfiable } from '../src/errors.js'
 import { validatorCompiler } from '../src/validation.js'
@@ -14,7 +15,8 @@ import { validatorCompiler } from '../src/validation.js'
 const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
 
-export async function fileRoutes(app: FastifyInstance) {
+export async function fileRoutes(plain: FastifyInstance) {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>()
   // In this plugin only: any content type, the body left unread for the handler to stream.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
@@ -54,7 +56,7 @@ export async function fileRoutes(app: FastifyInstance) {
         throw new PayloadTooLarge(`File larger than ${maxBytes} bytes`)
       }
       const contentType = request.headers['content-type'] ?? DEFAULT_CONTENT_TYPE
-      const { name } = request.query as { name?: string }
+      const { name } = request.query
       try {
         return await app.services.files.upload(request.session!.userId, request.raw, { name: name ?? 'file', contentType })
       } catch (error) {
@@ -82,17 +84,22 @@ export async function fileRoutes(app: FastifyInstance) {
           'file). 410 `file_unavailable` when its content is missing or damaged on the server.',
         tags: ['files'],
         params: DownloadParams,
+        headers: DownloadHeaders,
         security: [{ bearer: [] }],
         response: {
-          200: { description: 'The whole file.', content: { 'application/octet-stream': { schema: FileContent } } },
-          206: { description: 'The requested range.', content: { 'application/octet-stream': { schema: FileContent } } },
+          200: { description: 'The whole file.', headers: FileHeaders, content: { 'application/octet-stream': { schema: FileContent } } },
+          206: {
+            description: 'The requested range.',
+            headers: { ...FileHeaders, 'content-range': { type: 'string', description: 'The part sent: `bytes <first>-<last>/<size>`.' } },
+            content: { 'application/octet-stream': { schema: FileContent } },
+          },
           ...errorResponses([400, 401, 404, 410, 416, 429, 503]),
         },
       },
       preHandler: (request) => app.authenticate(request),
     },
     async (request, reply) => {
-      const { file_id: fileId } = request.params as { file_id: number }
+      const { file_id: fileId } = request.params
       const download = await app.services.files.open(request.session!.userId, fileId, request.headers.range).catch((error) => {
         if (error instanceof RangeNotSatisfiable) reply.header('content-range', `bytes */${(error as { size?: number }).size}`)
         throw error

@@ -1,15 +1,15 @@
 // Public keys for end-to-end encryption: opaque to the server, fetched by friends, every
 // change a `key_changed` event to them.
-import { defineCommand } from './command.js'
+import { commandsOf } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import { DeleteKeyBody, GetKeysBody, GetKeysReply, PublishKeyBody } from '../src/schemas/keys.js'
 
-export const publishKey = defineCommand({
+const command = commandsOf('keys')
+
+export const publishKey = command({
   name: 'publish_key',
   summary: 'Publish or replace one of my public keys',
   description: 'At most MAX_PUBLIC_KEYS (10) keys per user (409 `invalid_state` beyond). Friends get `key_changed` when it changed.',
-  tags: ['keys'],
-  authenticated: true,
   body: PublishKeyBody,
   reply: Empty,
   errors: [409],
@@ -19,12 +19,10 @@ export const publishKey = defineCommand({
   },
 })
 
-export const deleteKey = defineCommand({
+export const deleteKey = command({
   name: 'delete_key',
   summary: 'Withdraw one of my public keys',
   description: 'Friends get `key_changed` with `action: "deleted"`.',
-  tags: ['keys'],
-  authenticated: true,
   body: DeleteKeyBody,
   reply: Empty,
   errors: [404],
@@ -34,12 +32,10 @@ export const deleteKey = defineCommand({
   },
 })
 
-export const getKeys = defineCommand({
+export const getKeys = command({
   name: 'get_keys',
   summary: 'The public keys of a friend (or mine)',
   description: '403 `not_friends` for anyone else.',
-  tags: ['keys'],
-  authenticated: true,
   body: GetKeysBody,
   reply: GetKeysReply,
   errors: [403],

@@ -1,4 +1,4 @@
-import { defineCommand } from './command.js'
+import { commandsOf } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import { conversationOf } from '../src/services/messages.js'
 import {
@@ -19,16 +19,16 @@ import {
   SendMsgReply,
 } from '../src/schemas/messages.js'
 
+const command = commandsOf('messages')
+
 // send_msg: answered 200 only after the message and the recipients' log entries committed.
 // Idempotent per (sender, client_msg_id), also when retries race (src/services/messages.ts).
-export const sendMsg = defineCommand({
+export const sendMsg = command({
   name: 'send_msg',
   summary: 'Send a message to a contact or a room',
   description:
     'To an accepted contact (`to_uid`, else 403 `not_friends`) or to a room you are a member of (`room_id`, else 403). ' +
     'Text of 1 to MAX_MESSAGE_CHARS (4096) characters. With `client_msg_id`, a retry returns the first reply and stores nothing new.',
-  tags: ['messages'],
-  authenticated: true,
   body: SendMsgBody,
   reply: SendMsgReply,
   limit: 'send',
@@ -47,14 +47,12 @@ export const sendMsg = defineCommand({
 
 // broadcast: one write whatever the number of users; it reaches every account that
 // existed when it was sent, through update_data, like any message (src/data/events.ts).
-export const broadcast = defineCommand({
+export const broadcast = command({
   name: 'broadcast',
   summary: 'Send a message to every user (administrators)',
   description:
     'Only for the logins in ADMIN_LOGINS (else 403). Every user who existed at the time gets it once through update_data, ' +
     'as a message of kind `broadcast`. With `client_msg_id`, a retry returns the first reply.',
-  tags: ['messages'],
-  authenticated: true,
   body: BroadcastBody,
   reply: SendMsgReply,
   limit: 'send',
@@ -62,24 +60,20 @@ export const broadcast = defineCommand({
   run: ({ app, session }, body) => app.services.messages.broadcast(session.userId, body.msg, body.client_msg_id),
 })
 
-export const editMsg = defineCommand({
+export const editMsg = command({
   name: 'edit_msg',
   summary: 'Edit your message',
   description: 'Everyone who sees the conversation gets a `message_edited` event with the new text and `edited_at`.',
-  tags: ['messages'],
-  authenticated: true,
   body: EditMsgBody,
   reply: EditMsgReply,
   errors: [403, 404],
   run: ({ app, session }, body) => app.services.messages.edit(session.userId, body.msg_id, body.msg),
 })
 
-export const deleteMsg = defineCommand({
+export const deleteMsg = command({
   name: 'delete_msg',
   summary: 'Delete a message',
   description: 'Your own, or any message in a room you moderate or own. It never comes back in history or search; a `message_deleted` event goes to everyone who sees the conversation.',
-  tags: ['messages'],
-  authenticated: true,
   body: DeleteMsgBody,
   reply: Empty,
   errors: [403, 404],
@@ -89,12 +83,10 @@ export const deleteMsg = defineCommand({
   },
 })
 
-export const clearHistory = defineCommand({
+export const clearHistory = command({
   name: 'clear_history',
   summary: 'Clear a conversation\'s history',
   description: 'A direct conversation: for you only (your other devices get `history_cleared`). A room: for every member, by the owner only.',
-  tags: ['messages'],
-  authenticated: true,
   body: ClearHistoryBody,
   reply: Empty,
   errors: [403, 404],
@@ -104,14 +96,12 @@ export const clearHistory = defineCommand({
   },
 })
 
-export const getHistory = defineCommand({
+export const getHistory = command({
   name: 'get_history',
   summary: 'A page of a conversation\'s history',
   description:
     'Oldest first. Page back with `before` = the first msg_id of the page, forward with `after` = the last one: message ids grow in ' +
     'commit order within a conversation, so pages never skip or repeat a message, even while new ones arrive.',
-  tags: ['messages'],
-  authenticated: true,
   body: GetHistoryBody,
   reply: GetHistoryReply,
   errors: [403, 404],
@@ -119,12 +109,10 @@ export const getHistory = defineCommand({
     app.services.messages.history(session.userId, conversationOf(body), { before: body.before, after: body.after, count: body.count ?? 50 }),
 })
 
-export const searchMsgs = defineCommand({
+export const searchMsgs = command({
   name: 'search_msgs',
   summary: 'Search a conversation by words',
   description: 'Every word must match a word of the message or its beginning, regardless of case (a PostgreSQL full-text index). Newest first; page with `before`.',
-  tags: ['messages'],
-  authenticated: true,
   body: SearchMsgsBody,
   reply: SearchMsgsReply,
   errors: [403, 404],
@@ -133,24 +121,20 @@ export const searchMsgs = defineCommand({
   }),
 })
 
-export const markRead = defineCommand({
+export const markRead = command({
   name: 'mark_read',
   summary: 'Mark a conversation read up to a message',
   description: 'The marker only moves forward. Answers how many messages are still unread.',
-  tags: ['messages'],
-  authenticated: true,
   body: MarkReadBody,
   reply: MarkReadReply,
   errors: [403, 404],
   run: ({ app, session }, body) => app.services.messages.markRead(session.userId, conversationOf(body), body.msg_id),
 })
 
-export const getDialogs = defineCommand({
+export const getDialogs = command({
   name: 'get_dialogs',
   summary: 'My conversations',
   description: 'Direct conversations and rooms, newest activity first, each with its last message and unread count.',
-  tags: ['messages'],
-  authenticated: true,
   body: GetDialogsBody,
   reply: GetDialogsReply,
   run: ({ app, session }, body) => app.services.messages.dialogs(session.userId, body.offset ?? 0, body.count ?? 50),

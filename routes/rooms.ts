@@ -1,9 +1,8 @@
-import { defineCommand } from './command.js'
+import { commandsOf } from './command.js'
 import type { Rooms } from '../src/services/rooms.js'
 import { Empty } from '../src/schemas/common.js'
 import {
   CreateRoomBody,
-  MyRoomsBody,
   DescribeRoomBody,
   MemberReply,
   MembersReply,
@@ -16,19 +15,18 @@ import {
   SearchRoomsBody,
   SetRoleBody,
 } from '../src/schemas/rooms.js'
+import { NoFields } from '../src/schemas/accounts.js'
 
-const tags = ['rooms']
-const authenticated = true
+const command = commandsOf('rooms')
+
 
 /** A command that acts on one user of a room and answers `{}`. */
 function memberCommand(
   spec: { name: string; summary: string; description: string; errors: number[] },
   act: (rooms: Rooms, actorId: number, roomId: number, uid: number) => Promise<void>,
 ) {
-  return defineCommand({
+  return command({
     ...spec,
-    tags,
-    authenticated,
     body: RoomMemberBody,
     reply: Empty,
     run: async ({ app, session }, body) => {
@@ -38,23 +36,19 @@ function memberCommand(
   })
 }
 
-export const createRoom = defineCommand({
+export const createRoom = command({
   name: 'create_room',
   summary: 'Create a room',
   description: 'You become its owner. `public` rooms can be found and joined by anyone; `private` ones by invitation.',
-  tags,
-  authenticated,
   body: CreateRoomBody,
   reply: RoomReply,
   run: async ({ app, session }, body) => ({ room: await app.services.rooms.create(session.userId, body) }),
 })
 
-export const deleteRoom = defineCommand({
+export const deleteRoom = command({
   name: 'delete_room',
   summary: 'Delete a room (owner)',
   description: 'Every member gets `room_deleted`; its messages are gone.',
-  tags,
-  authenticated,
   body: RoomIdBody,
   reply: Empty,
   errors: [403, 404],
@@ -64,36 +58,30 @@ export const deleteRoom = defineCommand({
   },
 })
 
-export const renameRoom = defineCommand({
+export const renameRoom = command({
   name: 'rename_room',
   summary: 'Rename a room (owner, moderators)',
   description: 'Every member gets `room_renamed`.',
-  tags,
-  authenticated,
   body: RenameRoomBody,
   reply: RoomReply,
   errors: [403, 404],
   run: async ({ app, session }, body) => ({ room: await app.services.rooms.update(session.userId, body.room_id, { name: body.name }) }),
 })
 
-export const describeRoom = defineCommand({
+export const describeRoom = command({
   name: 'describe_room',
   summary: 'Change a room\'s description (owner, moderators)',
   description: 'Every member gets `room_described`.',
-  tags,
-  authenticated,
   body: DescribeRoomBody,
   reply: RoomReply,
   errors: [403, 404],
   run: async ({ app, session }, body) => ({ room: await app.services.rooms.update(session.userId, body.room_id, { description: body.description }) }),
 })
 
-export const joinRoom = defineCommand({
+export const joinRoom = command({
   name: 'join_room',
   summary: 'Join a public room',
   description: 'Every member gets `member_joined`. Banned users are refused (403), and so are private rooms.',
-  tags,
-  authenticated,
   body: RoomIdBody,
   reply: RoomReply,
   errors: [403, 404],
@@ -111,12 +99,10 @@ export const inviteToRoom = memberCommand(
   (rooms, actorId, roomId, uid) => rooms.invite(actorId, roomId, uid),
 )
 
-export const leaveRoom = defineCommand({
+export const leaveRoom = command({
   name: 'leave_room',
   summary: 'Leave a room',
   description: 'Every member and you get `member_left`. The owner cannot leave (409): delete the room instead.',
-  tags,
-  authenticated,
   body: RoomIdBody,
   reply: Empty,
   errors: [403, 404, 409],
@@ -126,32 +112,26 @@ export const leaveRoom = defineCommand({
   },
 })
 
-export const myRooms = defineCommand({
+export const myRooms = command({
   name: 'my_rooms',
   summary: 'The rooms I am a member of',
-  tags,
-  authenticated,
-  body: MyRoomsBody,
+  body: NoFields,
   reply: RoomsReply,
   run: async ({ app, session }) => ({ rooms: await app.services.rooms.mine(session.userId) }),
 })
 
-export const searchRooms = defineCommand({
+export const searchRooms = command({
   name: 'search_rooms',
   summary: 'Find public rooms by name prefix',
   description: 'Case-insensitive; ordered by name; paged with offset and count.',
-  tags,
-  authenticated,
   body: SearchRoomsBody,
   reply: RoomsReply,
   run: async ({ app }, body) => ({ rooms: await app.services.rooms.search(body.prefix, body.offset ?? 0, body.count ?? 20) }),
 })
 
-export const roomMembers = defineCommand({
+export const roomMembers = command({
   name: 'room_members',
   summary: 'A room\'s members with their roles (members only)',
-  tags,
-  authenticated,
   body: RoomMembersBody,
   reply: MembersReply,
   errors: [403],
@@ -160,23 +140,19 @@ export const roomMembers = defineCommand({
   }),
 })
 
-export const memberInfo = defineCommand({
+export const memberInfo = command({
   name: 'member_info',
   summary: 'One member of a room (members only)',
-  tags,
-  authenticated,
   body: RoomMemberBody,
   reply: MemberReply,
   errors: [403, 404],
   run: async ({ app, session }, body) => ({ member: await app.services.rooms.member(session.userId, body.room_id, body.uid) }),
 })
 
-export const setRole = defineCommand({
+export const setRole = command({
   name: 'set_role',
   summary: 'Make a member a moderator, or a moderator a member (owner)',
   description: 'Every member gets `role_changed`.',
-  tags,
-  authenticated,
   body: SetRoleBody,
   reply: Empty,
   errors: [403, 404],

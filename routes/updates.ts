@@ -1,8 +1,10 @@
-import { defineCommand } from './command.js'
+import { commandsOf } from './command.js'
 import { UpdateDataBody, UpdateDataReply } from '../src/schemas/updates.js'
 
+const command = commandsOf('updates')
+
 // update_data: the long-poll (guarantees in src/services/updates.ts).
-export const updateData = defineCommand({
+export const updateData = command({
   name: 'update_data',
   summary: 'Long-poll for new messages and events',
   description:
@@ -10,8 +12,6 @@ export const updateData = defineCommand({
     'or `timeout` seconds pass (default 25, at most 60). With `cursor`: the entries after it; poll again with the ' +
     "reply's cursor to never miss or repeat one. Without `cursor`: the server keeps the position and moves it once " +
     'a reply was written out in full. At most POLL_BATCH_LIMIT (100) items per reply.',
-  tags: ['updates'],
-  authenticated: true,
   body: UpdateDataBody,
   reply: UpdateDataReply,
   run: async ({ app, session, request, reply }, body) => {

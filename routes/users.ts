@@ -1,11 +1,12 @@
 // GET /get_user?id=<uid>: the public look-up of a user (PROTOCOL A.7): `uid` and
 // `username` as the wiki has them, plus the public profile. Needs a session.
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { UserQuery, UserReply } from '../src/schemas/accounts.js'
 import { errorResponses } from './command.js'
 
 export async function getUser(app: FastifyInstance) {
-  app.get(
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
     '/get_user',
     {
       schema: {
@@ -18,6 +19,6 @@ export async function getUser(app: FastifyInstance) {
       },
       preHandler: (request) => app.authenticate(request),
     },
-    async (request) => ({ user: await app.services.profiles.publicProfile((request.query as { id: number }).id) }),
+    async (request) => ({ user: await app.services.profiles.publicProfile(request.query.id) }),
   )
 }

@@ -7,9 +7,9 @@ import type { Config } from './config.js'
 import configPlugin from './plugins/config.js'
 import errors, { sendError } from './plugins/errors.js'
 import { BadRequest } from './errors.js'
-import { containsUnstorableText, serializerCompiler, validatorCompiler } from './validation.js'
+import { containsUnstorableText, describeValidationErrors, serializerCompiler, validatorCompiler } from './validation.js'
 import database from './plugins/database.js'
-import eventHub from './plugins/event-hub.js'
+import eventLog from './plugins/event-log.js'
 import auth from './plugins/auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import openapi from './plugins/openapi.js'
@@ -44,6 +44,7 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
     // Long-polls are held up to POLL_MAX_SECONDS; leave the request timer well above it.
     requestTimeout: (config.pollMaxSeconds + 30) * 1000,
     // A malformed URL (bad escape, over-long parameter) gets the product's error shape too.
+    schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationErrors(errors, dataVar)),
     frameworkErrors: (error, request, reply) => {
       sendError(request, reply, { status: error.statusCode ?? 400, code: 'bad_request', message: error.message })
     },
@@ -76,15 +77,15 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
     if (closing) reply.header('connection', 'close')
     return payload
   })
-  await app.register(configPlugin, { config })
+  await app.register(configPlugin, { config, clock: options.clock ?? systemClock })
   await app.register(errors)
   await app.register(rateLimit)
   await app.register(database)
-  await app.register(eventHub)
+  await app.register(eventLog)
   await app.register(auth)
   await app.register(mailer)
   await app.register(fileStore)
-  await app.register(services, { clock: options.clock ?? systemClock })
+  await app.register(services)
   await app.register(openapi)
   await app.register(metrics)
   await app.register(routes)

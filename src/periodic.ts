@@ -1,15 +1,17 @@
 // Background jobs (presence sweep, call timeouts, upload clean-up): each runs every
-// `everyMs` from start() until the returned stop is called, never two runs of one job at
-// once. A run that fails is reported and the next one tries again.
+// `everyMs` on the app's clock from start until the returned stop is called, never two
+// runs of one job at once. A run that fails is reported and the next one tries again.
+import type { Clock } from './clock.js'
+
 export interface PeriodicJob {
   name: string
   everyMs: number
   run(): Promise<unknown>
 }
 
-export function startPeriodic(job: PeriodicJob, onFailure: (job: PeriodicJob, error: unknown) => void): () => void {
+export function startPeriodic(clock: Clock, job: PeriodicJob, onFailure: (job: PeriodicJob, error: unknown) => void): () => void {
   let running: Promise<void> | undefined
-  const timer = setInterval(() => {
+  const timer = clock.setInterval(() => {
     running ??= job
       .run()
       .then(
@@ -18,6 +20,5 @@ export function startPeriodic(job: PeriodicJob, onFailure: (job: PeriodicJob, er
       )
       .finally(() => (running = undefined))
   }, job.everyMs)
-  timer.unref()
-  return () => clearInterval(timer)
+  return () => timer.clear()
 }

@@ -1,12 +1,13 @@
 // Live sessions, remembered per process so that an authenticated request usually costs
 // no query. A session leaves the cache when it is revoked here or when any process's
-// revocation NOTIFY arrives (src/event-hub.ts), and the whole cache is dropped when the
-// LISTEN connection is lost or (re)made; while it is down, every check goes to the
-// database. A lookup that raced a revocation or a reconnect is not cached (the generation
-// moved), so a revoked session is never remembered as live.
+// revocation NOTIFY arrives (src/event-log/wake-ups.ts), and the whole cache is dropped
+// when the LISTEN connection is lost or (re)made; while it is down, every check goes to
+// the database. A lookup that raced a revocation or a reconnect is not cached (the
+// generation moved), so a revoked session is never remembered as live.
 import type { Knex } from 'knex'
+import type { Clock } from './clock.js'
 import { findLiveSession } from './data/sessions.js'
-import type { EventHub } from './event-hub.js'
+import type { WakeUpListener } from './event-log/wake-ups.js'
 
 /** Bounds memory: beyond this many sessions the cache starts over. */
 const MAX_ENTRIES = 200_000
@@ -17,26 +18,31 @@ export class SessionCache {
 
   constructor(
     private readonly db: Knex,
-    private readonly hub: EventHub,
+    private readonly listener: WakeUpListener,
+    private readonly clock: Clock,
   ) {
-    hub.onRevocation((sessionId) => {
-      this.generation++
-      if (sessionId === 'all') this.live.clear()
-      else this.live.delete(sessionId)
+    listener.subscribe((wakeUp) => {
+      if (wakeUp.kind === 'revoked') {
+        this.generation++
+        for (const sessionId of wakeUp.sessionIds) this.live.delete(sessionId)
+      } else if (wakeUp.kind === 'missed') {
+        this.generation++
+        this.live.clear()
+      }
     })
   }
 
   /** The session's user while it is live (not revoked, not expired), else undefined. */
   async userOf(sessionId: number): Promise<number | undefined> {
     const cached = this.live.get(sessionId)
-    if (cached && cached.expiresAtMs > Date.now()) return cached.userId
+    if (cached && cached.expiresAtMs > this.clock.now()) return cached.userId
     // Cache only what was read entirely while revocations were being heard.
-    const listening = this.hub.listening
-    if (!listening) this.hub.listen().catch(() => {})
+    const listening = this.listener.listening
+    if (!listening) this.listener.listen().catch(() => {})
     const generation = this.generation
-    const session = await findLiveSession(this.db, sessionId)
+    const session = await findLiveSession(this.db, sessionId, this.clock.now())
     if (!session) return undefined
-    if (listening && this.hub.listening && generation === this.generation) {
+    if (listening && this.listener.listening && generation === this.generation) {
       if (this.live.size >= MAX_ENTRIES) this.live.clear()
       this.live.set(sessionId, { userId: session.user_id, expiresAtMs: session.expires_at.getTime() })
     }

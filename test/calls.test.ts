@@ -125,7 +125,7 @@ class Logs {
 /** Resolves once a poll of `user` is held in `app`. */
 async function heldIn(app: App, user: TestSession): Promise<void> {
   for (let i = 0; i < 400; i++) {
-    if (app.hub.holdsPollOf(user.uid)) return
+    if (app.eventLog.polls.holdsPollOf(user.uid)) return
     await sleep(5)
   }
   throw new Error('the poll was never held')

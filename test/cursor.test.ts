@@ -5,7 +5,6 @@ import t from 'tap'
 import type { Knex } from 'knex'
 import { backendsBlockedBy, drain, sleep, build, call, poll, signUp, befriend, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
-import { appendEvents, eventChannel } from '../src/data/events.js'
 import { insertMessage } from '../src/data/messages.js'
 
 type Reply = Awaited<ReturnType<typeof poll>>
@@ -192,7 +191,6 @@ t.test('a transaction that commits late is still delivered, before what queued b
   t.equal(e1.status, 200)
   t.equal(e2.status, 200)
 
-  const channel = eventChannel(app.config.databaseSchema)
   const trx: Knex.Transaction = await app.db.transaction()
   let committed = false
   t.teardown(async () => {
@@ -203,7 +201,7 @@ t.test('a transaction that commits late is still delivered, before what queued b
   const inserted = await insertMessage(trx, { senderId: late.uid, recipientId: receiver.uid, text: 'late' })
   t.ok(inserted, 'the held transaction inserted its message')
   const lateId = inserted!.id
-  await appendEvents(trx, channel, [receiver.uid], { actorId: late.uid, type: 'message', messageId: lateId })
+  await app.eventLog.appendMessage(trx, [receiver.uid], late.uid, lateId)
 
   // Normal sends: they block on the receiver's row lock behind the held transaction (in
   // one group-committed statement, or queued behind it in the server).
@@ -269,8 +267,8 @@ t.test('a held poll is woken by a send', async (t) => {
   const began = Date.now()
   const held = poll(app, receiver, c0, 5)
   // Let the poll reach its wait.
-  for (let i = 0; i < 100 && app.hub.size === 0; i++) await sleep(10)
-  t.equal(app.hub.size, 1, 'the poll is held')
+  for (let i = 0; i < 100 && app.eventLog.polls.size === 0; i++) await sleep(10)
+  t.equal(app.eventLog.polls.size, 1, 'the poll is held')
   await sleep(200)
   const sent = await send(app, sender, receiver, 'wake up')
   t.equal(sent.status, 200)

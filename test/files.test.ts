@@ -51,7 +51,7 @@ async function buildWithDir(t: Test, overrides: Partial<Config> = {}, clock?: Ma
   // request starts it in the background, and an app closed before it is up leaks that
   // connection (EventHub.close does not wait for a connect in progress), keeping the test
   // process alive. See the report; this file is about files, not that race.
-  await app.hub.listen()
+  await app.eventLog.listener.listen()
   return { app, dataDir, filesDir: path.join(dataDir, 'files') }
 }
 

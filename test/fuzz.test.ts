@@ -18,7 +18,6 @@ import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ERROR_CODES } from '../src/errors.js'
 import { COMMANDS } from '../routes/index.js'
-import { commandNames } from '../routes/command.js'
 import { befriend, build, call, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_f022)
@@ -38,6 +37,8 @@ interface Schema {
   properties?: Record<string, Schema>
   required?: string[]
   enum?: unknown[]
+  const?: unknown
+  $ref?: string
   minimum?: number
   maximum?: number
   minLength?: number
@@ -64,9 +65,15 @@ interface Operation {
 
 interface OpenApi {
   paths: Record<string, Record<string, Operation>>
+  components: { schemas: Record<string, Schema> }
 }
 
 const document = JSON.parse(await readFile(new URL('../openapi/openapi.json', import.meta.url), 'utf8')) as OpenApi
+
+/** A named shape's definition in place of its `$ref`. */
+function resolved(schema: Schema): Schema {
+  return schema.$ref ? resolved(document.components.schemas[schema.$ref.split('/').pop()!]) : schema
+}
 
 // ---------------------------------------------------------------------------------------
 // A seeded PRNG (mulberry32)
@@ -301,7 +308,9 @@ function randomJson(rng: Rng, depth = 0): unknown {
   return Object.fromEntries(Array.from({ length: rng.int(0, 3) }, () => [rng.alnum(4), randomJson(rng, depth + 1)]))
 }
 
-function validValue(rng: Rng, schema: Schema, name: string, pools: Pools): unknown {
+function validValue(rng: Rng, named: Schema, name: string, pools: Pools): unknown {
+  const schema = resolved(named)
+  if (schema.const !== undefined) return schema.const
   if (schema.enum) return rng.pick(schema.enum)
   const type = typeOf(schema)
   switch (type) {
@@ -803,7 +812,7 @@ t.test(`fuzzing every operation (seed ${SEED}; FUZZ_SEED to change it)`, async (
       if (route === '/') {
         for (const command of COMMANDS) {
           const schema = document.paths[`/${command.name}`]?.post?.requestBody?.content['application/json']?.schema
-          if (schema) for (const name of commandNames(command)) wikiSchemas.set(name, schema)
+          if (schema) for (const name of command.names) wikiSchemas.set(name, schema)
         }
         t.test('POST / (wiki dialect), random `request` names and bodies', (t) => storm(t, fuzzer, 'wiki dialect', wikiRequests(rng, WIKI_REQUESTS, wikiSchemas, pools)))
       } else if (route === '/get_user') {
@@ -838,6 +847,6 @@ t.test(`fuzzing every operation (seed ${SEED}; FUZZ_SEED to change it)`, async (
     t.equal(sentAfter.status, 200, 'send_msg works')
     const reply = await poll(app, bob, start)
     t.same(reply.msg_array.map((m) => m.text), ['still alive'], 'and the message is polled')
-    t.equal(app.hub.size, 0, 'no poll is left held')
+    t.equal(app.eventLog.polls.size, 0, 'no poll is left held')
   })
 })

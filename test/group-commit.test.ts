@@ -9,8 +9,8 @@ import type { Knex } from 'knex'
 import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
 import { createBatcher } from '../src/batcher.js'
-import { sendDirectMessages, type DirectSend } from '../src/data/direct-send.js'
-import { eventChannel } from '../src/data/events.js'
+import { sendDirectMessages, type DirectSend } from '../src/event-log/index.js'
+import { channelOf } from '../src/event-log/wake-ups.js'
 import { createKnex } from '../src/database.js'
 
 /** A promise with its resolve and reject in hand. */
@@ -222,7 +222,7 @@ async function logHeads(db: Knex, ids: number[]): Promise<Map<number, number>> {
 t.test('sendDirectMessages: one statement stores a mixed batch with per-send outcomes, in input order', async (t) => {
   const app = await build(t)
   const db = app.db
-  const channel = eventChannel(app.config.databaseSchema)
+  const channel = channelOf(app.config.databaseSchema)
   const [a, b, c, r1, r2] = await Promise.all(Array.from({ length: 5 }, () => signUp(app)))
   await befriend(app, a, r1)
   await befriend(app, b, r1)
@@ -345,7 +345,7 @@ t.test('sendDirectMessages: one statement stores a mixed batch with per-send out
 t.test('sendDirectMessages: both directions of a conversation in one batch', async (t) => {
   const app = await build(t)
   const db = app.db
-  const channel = eventChannel(app.config.databaseSchema)
+  const channel = channelOf(app.config.databaseSchema)
   const [a, b] = await Promise.all([signUp(app), signUp(app)])
   await befriend(app, a, b)
   const heads = await logHeads(db, [a.uid, b.uid])
@@ -384,7 +384,7 @@ t.test('sendDirectMessages: both directions of a conversation in one batch', asy
 // numbered or stored.
 t.test('sendDirectMessages: the first of two same-id sends in a batch is stored, whatever the plan (many contacts)', async (t) => {
   const app = await build(t)
-  const channel = eventChannel(app.config.databaseSchema)
+  const channel = channelOf(app.config.databaseSchema)
   const [sender, receiver] = await insertUsers(app, 2, 'plan')
   await app.db('contacts').insert([
     { owner_id: sender.uid, other_id: receiver.uid, status: 1 },
@@ -419,10 +419,10 @@ t.test('sendDirectMessages: the first of two same-id sends in a batch is stored,
 
 t.test('sendDirectMessages: an empty batch and an oversized one', async (t) => {
   const app = await build(t)
-  const channel = eventChannel(app.config.databaseSchema)
+  const channel = channelOf(app.config.databaseSchema)
   t.same(await sendDirectMessages(app.db, channel, []), [], 'nothing in, nothing out')
   const tooMany = Array.from({ length: 401 }, (): DirectSend => ({ senderId: 1, recipientId: 2, text: 'x', kind: 'text' }))
-  await t.rejects(sendDirectMessages(app.db, channel, tooMany), RangeError, 'more than MAX_DIRECT_SEND_BATCH is refused')
+  await t.rejects(sendDirectMessages(app.db, channel, tooMany), RangeError, 'more than IDS_PER_NOTIFY (one NOTIFY of recipients) is refused')
 })
 
 /** The two group-commit counters of GET /metrics. */

@@ -1,4 +1,4 @@
-// Group reads (src/services/updates.ts with src/batcher.ts, src/data/events.ts readLogs):
+// Group reads (src/event-log/read.ts: readLogs through src/batcher.ts):
 // the long-polls that one commit wakes read their logs together, in one statement.
 //
 // 1. readLogs(reads) gives exactly what each read alone (readLog) gives: every user only
@@ -7,7 +7,7 @@
 // 2. Through HTTP: eight members of a room hold polls; one room message wakes them all;
 //    each gets the message once, and /metrics shows their reads shared statements.
 import t from 'tap'
-import { readLog, readLogs, type LogRead } from '../src/data/events.js'
+import { readLog, readLogs, type LogRead } from '../src/event-log/read.js'
 import { befriend, build, call, drain, metricValue, metrics, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
 
 t.test('readLogs: each read gets exactly what it would get alone', async (t) => {
@@ -86,8 +86,8 @@ t.test('polls woken by one commit read their logs together, each once', async (t
   const cursors = await Promise.all(members.map((m) => drain(app, m)))
 
   const held = members.map((m, i) => poll(app, m, cursors[i], 10))
-  for (let i = 0; i < 200 && app.hub.size < members.length; i++) await new Promise((resolve) => setTimeout(resolve, 10))
-  t.equal(app.hub.size, members.length, 'every member holds a poll')
+  for (let i = 0; i < 200 && app.eventLog.polls.size < members.length; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(app.eventLog.polls.size, members.length, 'every member holds a poll')
   const before = await metrics(app)
   const readsBefore = metricValue(before, 'messenger_log_reads_total')
   const statementsBefore = metricValue(before, 'messenger_log_read_statements_total')

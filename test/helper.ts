@@ -8,7 +8,8 @@ import type { Clock } from '../src/clock.js'
 import { defaultConfig, type Config } from '../src/config.js'
 import { createKnex, migrate } from '../src/database.js'
 import type { Static } from 'typebox'
-import type { MessageItem, UpdateDataReply } from '../src/schemas/updates.js'
+import type { UpdateDataReply } from '../src/schemas/updates.js'
+import type { PolledMessage as PolledMessageSchema } from '../src/schemas/messages.js'
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789'
 
@@ -122,7 +123,7 @@ export async function befriend(app: App, a: TestSession, b: TestSession): Promis
 
 /** An update_data reply and one of its messages, as the schemas the route answers with define them. */
 export type PollReply = Static<typeof UpdateDataReply>
-export type PolledMessage = Static<typeof MessageItem>
+export type PolledMessage = Static<typeof PolledMessageSchema>
 
 /** Polls with a cursor and `timeout: 0`. */
 export async function poll(app: App, session: TestSession, cursor: number, timeout = 0) {

@@ -221,7 +221,7 @@ t.test('bad input is a 4xx JSON error with a stable code, never a 5xx', async (t
     isError(t, await post(app, '/send_msg', `{"to_uid": ${bob.uid}, "msg": ${nested(depth)}}`, auth), 400, 'bad_request', 'nested arrays as msg')
     // In an extra field of an otherwise bad request: the request's own fault is reported.
     isError(t, await post(app, '/registration', `{"login": "deep", "extra": ${nested(depth)}}`), 400, 'bad_request', 'nested extra, no password')
-    isError(t, await post(app, '/send_msg', `{"to_uid": ${bob.uid}, "msg": "hi", "extra": ${nested(depth)}}`), 401, 'unauthorized', 'nested extra, no token')
+    isError(t, await post(app, '/send_msg', `{"to_uid": ${bob.uid}, "msg": "hi", "extra": ${nested(depth)}}`), 400, 'bad_request', 'nested extra, no token: the unknown field first')
     isError(t, await post(app, '/send_msg', `{"to_uid": "x", "extra": ${nested(depth)}}`, auth), 400, 'bad_request', 'nested extra, bad to_uid')
     // Deeper still, in objects, and with a __proto__ key that makes the parser scan the tree.
     const objects = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)
@@ -405,7 +405,7 @@ t.test('long-poll timeouts', async (t) => {
     await befriend(app, alice, bob)
     const cursor = await drain(app, bob)
     const held = heldPoll(app, bob, { cursor, timeout: 10 })
-    await waitFor(() => app.hub.size === 1, 5000, 'the poll to be held')
+    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
     const sentAt = Date.now()
     t.equal((await call(app, 'send_msg', { to_uid: bob.uid, msg: 'wake up' }, alice.token)).status, 200)
     const reply = await held.promise
@@ -422,7 +422,7 @@ t.test('held polls: one per session, capped per user', async (t) => {
     const app = await build(t)
     const alice = await signUp(app)
     const first = heldPoll(app, alice, { cursor: 0, timeout: 10 })
-    await waitFor(() => app.hub.size === 1, 5000, 'the first poll to be held')
+    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the first poll to be held')
     const secondStarted = Date.now()
     const second = heldPoll(app, alice, { cursor: 0, timeout: 2 })
     const firstReply = await first.promise
@@ -442,9 +442,9 @@ t.test('held polls: one per session, capped per user', async (t) => {
     const s3 = await login(app, s1)
     t.not(s1.session_key, s2.session_key, 'distinct sessions')
     const p1 = heldPoll(app, s1, { cursor: 0, timeout: 15 })
-    await waitFor(() => app.hub.size === 1, 5000, 'poll 1 to be held')
+    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'poll 1 to be held')
     const p2 = heldPoll(app, s2, { cursor: 0, timeout: 15 })
-    await waitFor(() => app.hub.size === 2, 5000, 'poll 2 to be held')
+    await waitFor(() => app.eventLog.polls.size === 2, 5000, 'poll 2 to be held')
     await sleep(100)
     t.notOk(p1.state.done, 'two held polls are within the cap')
     const thirdStarted = Date.now()
@@ -453,7 +453,7 @@ t.test('held polls: one per session, capped per user', async (t) => {
     t.ok(Date.now() - thirdStarted < 1000, `the oldest poll was answered ${Date.now() - thirdStarted} ms after the third began`)
     t.equal(r1.status, 200, 'with 200')
     t.same([r1.body.msg_array, r1.body.events_array], [[], []], 'and empty arrays')
-    await waitFor(() => app.hub.size === 2, 5000, 'poll 3 to be held')
+    await waitFor(() => app.eventLog.polls.size === 2, 5000, 'poll 3 to be held')
     await sleep(100)
     t.notOk(p2.state.done, 'the second poll is still held')
     t.notOk(p3.state.done, 'the third poll is held')
@@ -503,7 +503,7 @@ t.test('cursorless position: a reply not written out does not move it', async (t
   const events = await cursorless(0)
   t.equal(events.status, 200)
   t.equal((events.body as Json & { events_array: unknown[] }).events_array.length, 1, 'the contact request, once')
-  await waitFor(() => app.hub.size === 0, 5000, 'the first poll to end')
+  await waitFor(() => app.eventLog.polls.size === 0, 5000, 'the first poll to end')
   await sleep(100) // the acknowledgement is written after the reply
 
   // A held cursorless poll whose client goes away before anything arrives.
@@ -511,10 +511,10 @@ t.test('cursorless position: a reply not written out does not move it', async (t
   reply.catch(() => {})
   let answered = false
   request.on('response', () => (answered = true))
-  await waitFor(() => app.hub.size === 1, 5000, 'the poll to be held')
+  await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
   request.destroy()
   const destroyedAt = Date.now()
-  await waitFor(() => app.hub.size === 0, 4000, 'the server to notice the client went away')
+  await waitFor(() => app.eventLog.polls.size === 0, 4000, 'the server to notice the client went away')
   t.ok(Date.now() - destroyedAt < 2000, 'the abandoned poll ended early')
   t.notOk(answered, 'nothing reached the aborted client')
 
@@ -625,7 +625,7 @@ t.test('graceful shutdown answers held polls at once', async (t) => {
     headers: { authorization: `Bearer ${alice.token}` },
     body: JSON.stringify({ cursor: 0, timeout: 20 }),
   })
-  await waitFor(() => app.hub.size === 1, 5000, 'the poll to be held')
+  await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
   const closing = Date.now()
   await app.close()
   const closeMs = Date.now() - closing

@@ -16,9 +16,10 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { EventHub } from '../src/event-hub.js'
-import { LogTails } from '../src/log-tails.js'
-import { appendEvents, eventChannel } from '../src/data/events.js'
+import type { Knex } from 'knex'
+import { LogTails } from '../src/event-log/read.js'
+import { APPEND_SQL } from '../src/event-log/sql.js'
+import { WakeUpListener, channelOf, type WakeUp } from '../src/event-log/wake-ups.js'
 import { insertMessage } from '../src/data/messages.js'
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
@@ -42,16 +43,28 @@ async function until(what: string, ms: number, check: () => boolean | Promise<bo
 
 const quietLog = { warn() {}, info() {} }
 
+/** Whom a wake-up wakes: users by id, or 'all' (a broadcast, a lost or restored connection). */
+function whoOf(wakeUp: WakeUp): Array<number | 'all'> {
+  if (wakeUp.kind === 'users') return wakeUp.userIds
+  return wakeUp.kind === 'revoked' ? [] : ['all']
+}
+
+/** Appends a message entry to `userId`'s log, its wake-up sent on `channel`. */
+async function appendMessage(trx: Knex.Transaction, channel: string, userId: number, senderId: number, messageId: number): Promise<void> {
+  await trx.raw(APPEND_SQL, [channel, [userId], 'message', senderId, messageId, null, channel])
+}
+
 /** A listening hub on a channel of its own, its LogTails, and a second connection to NOTIFY through. */
 async function listeningHub(t: Test, options: { reconnectDelayMs?: number } = {}) {
   const url = testDatabaseUrl()
   const channel = `lt_${randomBytes(5).toString('hex')}`
-  const hub = new EventHub({ connectionString: url, channel, maxWaitersPerUser: 4, log: quietLog, ...options })
+  const hub = new WakeUpListener({ connectionString: url, channel, log: quietLog, ...options })
   t.teardown(() => hub.close())
-  const tails = new LogTails(hub)
-  /** Every wake-up the hub told its listeners of, in order. */
+  const tails = new LogTails(() => hub.listening)
+  hub.subscribe((wakeUp) => tails.handle(wakeUp))
+  /** Every wake-up the listener handed on, in order. */
   const heard: Array<number | 'all'> = []
-  hub.onWake((who) => heard.push(who))
+  hub.subscribe((wakeUp) => heard.push(...whoOf(wakeUp)))
   await hub.listen()
   const client = new pg.Client({ connectionString: url })
   client.on('error', () => {})
@@ -118,7 +131,7 @@ t.test('LogTails: a wake-up for the user between readStarting and readEnded prev
   t.notOk(tails.nothingAfter(U, 500), 'a NOTIFY naming the user among others: not recorded')
 
   token = tails.readStarting(U)
-  hub.wakeUser(U)
+  hub.dispatch({ kind: 'users', userIds: [U] })
   tails.readEnded(U, token, 500)
   t.notOk(tails.nothingAfter(U, 500), 'a local wakeUser during the read: not recorded')
 
@@ -143,7 +156,7 @@ t.test('LogTails: a wake-up after the record forgets it; one for another user do
   t.notOk(tails.nothingAfter(U, 1e15), 'at every position')
   t.ok(tails.nothingAfter(V, 700), "and keeps V's")
 
-  hub.wakeUser(V)
+  hub.dispatch({ kind: 'users', userIds: [V] })
   t.notOk(tails.nothingAfter(V, 700), 'a local wakeUser forgets too')
 
   read(tails, U, 900)
@@ -192,9 +205,9 @@ t.test('LogTails: the latest read that started supersedes older ones; only it re
 })
 
 t.test('LogTails: while the hub is not listening (never connected, or closed) nothing is recorded', async (t) => {
-  const never = new EventHub({ connectionString: testDatabaseUrl(), channel: `lt_${randomBytes(5).toString('hex')}`, maxWaitersPerUser: 4, log: quietLog })
+  const never = new WakeUpListener({ connectionString: testDatabaseUrl(), channel: `lt_${randomBytes(5).toString('hex')}`, log: quietLog })
   t.teardown(() => never.close())
-  const idle = new LogTails(never)
+  const idle = new LogTails(() => never.listening)
   t.notOk(never.listening, 'a hub never connected does not listen')
   const token = idle.readStarting(601)
   t.equal(token, 0, 'no token while not listening')
@@ -322,14 +335,14 @@ async function wakeUpsHeard(app: App): Promise<void> {
   let seen = sentinelsHeard.get(app)
   if (!seen) {
     const ids = (seen = new Set<number>())
-    app.hub.onWake((who) => {
-      if (typeof who === 'number' && who < 0) ids.add(who)
+    app.eventLog.listener.subscribe((wakeUp) => {
+      for (const who of whoOf(wakeUp)) if (typeof who === 'number' && who < 0) ids.add(who)
     })
     sentinelsHeard.set(app, seen)
   }
-  await app.hub.listen() // connected by the first poll otherwise
+  await app.eventLog.listener.listen() // connected by the first poll otherwise
   const id = nextSentinel--
-  await app.db.raw('SELECT pg_notify(?, ?)', [eventChannel(app.config.databaseSchema), `u:${id}`])
+  await app.db.raw('SELECT pg_notify(?, ?)', [channelOf(app.config.databaseSchema), `u:${id}`])
   await until('the hub to hear the sentinel wake-up', 2000, () => seen.has(id))
 }
 
@@ -337,7 +350,7 @@ async function wakeUpsHeard(app: App): Promise<void> {
 async function commitUnheard(app: App, from: TestSession, to: TestSession, text: string): Promise<number> {
   return app.db.transaction(async (trx) => {
     const inserted = await insertMessage(trx, { senderId: from.uid, recipientId: to.uid, text })
-    await appendEvents(trx, `lt_nobody_listens_${randomBytes(3).toString('hex')}`, [to.uid], { actorId: from.uid, type: 'message', messageId: inserted!.id })
+    await appendMessage(trx, `lt_nobody_listens_${randomBytes(3).toString('hex')}`, to.uid, from.uid, inserted!.id)
     return inserted!.id
   })
 }
@@ -360,7 +373,7 @@ t.test('the poll sent right after a reply skips its read, and the next send wake
   const { app, receiver, sender, cursor: c0 } = await pairReady(t)
 
   const first = timedPoll(app, receiver, c0, 5)
-  await until('the first poll to be held', 2000, () => app.hub.size === 1)
+  await until('the first poll to be held', 2000, () => app.eventLog.polls.size === 1)
   const one = await send(app, sender, receiver, 'one')
   const r1 = (await first).reply
   t.same(msgIds(r1), [one], 'the first poll returns the message')
@@ -374,7 +387,7 @@ t.test('the poll sent right after a reply skips its read, and the next send wake
   t.equal(now.skipped, before.skipped + 1, 'messenger_log_reads_skipped_total grew by 1')
   t.equal(now.made, before.made, 'messenger_log_reads_total did not grow: no read at the start of the poll')
   await sleep(200)
-  t.equal(app.hub.size, 1, 'the poll is held, waiting for a wake-up')
+  t.equal(app.eventLog.polls.size, 1, 'the poll is held, waiting for a wake-up')
 
   const sentAt = Date.now()
   const two = await send(app, sender, receiver, 'two')
@@ -500,7 +513,7 @@ t.test('a broadcast wakes a poll that skipped its read, and forgets the end of u
   const receiver = await signUp(app)
   const other = await signUp(app)
   const heard: Array<number | 'all'> = []
-  app.hub.onWake((who) => heard.push(who))
+  app.eventLog.listener.subscribe((wakeUp) => heard.push(...whoOf(wakeUp)))
   await wakeUpsHeard(app)
   const cReceiver = await drain(app, receiver)
   const cOther = await drain(app, other) // records other's end; other holds no poll
@@ -577,7 +590,7 @@ t.test('a lost LISTEN connection: a commit nobody heard is still delivered, to t
   const receiver = await signUp(app)
   const sender = await signUp(app)
   await befriend(app, sender, receiver)
-  const channel = eventChannel(app.config.databaseSchema)
+  const channel = channelOf(app.config.databaseSchema)
   const start = await drain(app, receiver)
   let cursor = start
   const committed: number[] = []
@@ -593,14 +606,14 @@ t.test('a lost LISTEN connection: a commit nobody heard is still delivered, to t
     const trx = await app.db.transaction()
     try {
       const inserted = await insertMessage(trx, { senderId: sender.uid, recipientId: receiver.uid, text })
-      await appendEvents(trx, channel, [receiver.uid], { actorId: sender.uid, type: 'message', messageId: inserted!.id })
+      await appendMessage(trx, channel, receiver.uid, sender.uid, inserted!.id)
       const { rows } = await app.db.raw('SELECT pid FROM pg_stat_activity WHERE query = ?', [`LISTEN ${pg.escapeIdentifier(channel)}`])
       if (rows.length !== 1) throw new Error(`expected one LISTEN backend, found ${rows.length}`)
       await app.db.raw('SELECT pg_terminate_backend(?)', [rows[0].pid])
-      await until('the hub to notice the lost connection', 5000, () => !app.hub.listening)
+      await until('the hub to notice the lost connection', 5000, () => !app.eventLog.listener.listening)
       await trx.commit()
       committed.push(inserted!.id)
-      return { id: inserted!.id, unheard: !app.hub.listening }
+      return { id: inserted!.id, unheard: !app.eventLog.listener.listening }
     } catch (error) {
       await trx.rollback().catch(() => {})
       throw error
@@ -629,7 +642,7 @@ t.test('a lost LISTEN connection: a commit nobody heard is still delivered, to t
     cursor = next.reply.cursor
   }
   t.ok(exercised, 'a message was committed while the hub was reconnecting (its NOTIFY heard by no one here)')
-  t.ok(app.hub.listening, 'the hub is listening again')
+  t.ok(app.eventLog.listener.listening, 'the hub is listening again')
 
   // 2. A poll that skipped its read is held while the connection is lost and the commit made.
   exercised = false

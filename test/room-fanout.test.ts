@@ -98,14 +98,14 @@ t.test('1,000-member room: one message wakes every held poll exactly once', asyn
     }),
   )
   const holdStart = performance.now()
-  await waitFor('1,000 held polls', 30_000, () => app.hub.size >= MEMBERS)
+  await waitFor('1,000 held polls', 30_000, () => app.eventLog.polls.size >= MEMBERS)
   const holdReady = performance.now()
   // The polls have subscribed; let their first (empty) log reads finish too, so the send
   // is timed against a quiet pool rather than against the tail of 1,000 first reads.
   const pool = (app.db.client as { pool: { numUsed(): number; numPendingAcquires(): number } }).pool
   await waitFor('an idle database pool', 30_000, () => pool.numUsed() === 0 && pool.numPendingAcquires() === 0)
   t.comment(`1,000 polls held after ${Math.round(holdReady - holdStart)} ms (pool idle after ${Math.round(performance.now() - holdStart)} ms)`)
-  t.equal(app.hub.size, MEMBERS, 'exactly one held poll per member')
+  t.equal(app.eventLog.polls.size, MEMBERS, 'exactly one held poll per member')
   t.equal(answeredAt.filter((x) => x !== undefined).length, 0, 'no poll answered before the send')
 
   const text = `hello 1000 ${randomBytes(3).toString('hex')}`
@@ -150,7 +150,7 @@ t.test('1,000-member room: one message wakes every held poll exactly once', asyn
   t.same(ownerMsgs.filter((m) => m.msg_id === msgId), [], "the sender's own log does not have it")
   const [{ entries, users }] = await app.db('events').where({ message_id: msgId }).select(app.db.raw('count(*)::int AS entries, count(DISTINCT user_id)::int AS users'))
   t.same({ entries, users }, { entries: MEMBERS, users: MEMBERS }, 'the message was appended once to each of the 1,000 recipients')
-  t.equal(app.hub.size, 0, 'no poll left held')
+  t.equal(app.eventLog.polls.size, 0, 'no poll left held')
 })
 
 /** The room's history, oldest first, as a member reads it. */

@@ -64,7 +64,7 @@ function isUnauthorized(t: Test, response: { status: number; body: unknown }, wh
  */
 async function holdPoll(app: App, session: TestSession, heldBefore: number) {
   const reply = call(app, 'update_data', { cursor: 0, timeout: 5 }, session.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.hub.size === heldBefore + 1, 'the poll to be held')
+  await until(() => app.eventLog.polls.size === heldBefore + 1, 'the poll to be held')
   return { reply }
 }
 
@@ -194,7 +194,7 @@ t.test('logout_session ends another of my sessions, its held poll included', asy
   const answer = await held
   isUnauthorized(t, answer, "the ended session's held poll")
   t.ok(answer.at - endedAt < 500, `answered ${Math.round(answer.at - endedAt)} ms after logout_session replied, not at its 5 s timeout`)
-  t.equal(app.hub.size, 0, 'no poll left held')
+  t.equal(app.eventLog.polls.size, 0, 'no poll left held')
 
   isUnauthorized(t, await call(app, 'get_data', {}, alice2.token), 'the ended session')
   isUnauthorized(t, await call(app, 'update_data', { cursor: 0, timeout: 0 }, alice2.token), 'update_data of the ended session')
@@ -228,7 +228,7 @@ t.test("logout_session of another user's session is 404 and that session keeps w
 
   t.equal((await call(app, 'get_data', {}, bob.token)).status, 200, "bob's session still works")
   t.same((await listSessions(app, bob.token)).map((s) => s.session_key), [bob.session_key], "and is still listed as bob's")
-  t.equal(app.hub.size, 1, "bob's poll is still held")
+  t.equal(app.eventLog.polls.size, 1, "bob's poll is still held")
   t.equal((await call(app, 'logout', {}, bob.token)).status, 200, 'bob logs out himself')
   const answer = await held
   isUnauthorized(t, answer, "bob's held poll, once bob logged out himself")

@@ -112,7 +112,7 @@ t.test('a poll held by a session is answered 401 promptly when that session logs
   const held = call(app, 'update_data', { cursor: 0, timeout: 5 }, alice.token).then((r) => ({ ...r, at: performance.now() }))
   // The other session's poll must outlive the logout.
   const other = call(app, 'update_data', { cursor: 0, timeout: 1 }, alice2.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.hub.size === 2, 'both polls to be held')
+  await until(() => app.eventLog.polls.size === 2, 'both polls to be held')
 
   const loggedOut = await call(app, 'logout', {}, alice.token)
   const loggedOutAt = performance.now()
@@ -129,14 +129,14 @@ t.test('a poll held by a session is answered 401 promptly when that session logs
   t.equal(otherAnswer.status, 200, 'the poll of the other session ends normally')
   t.same(otherAnswer.body.msg_array, [])
   t.ok(otherAnswer.at - started >= 900, 'the other session held its poll to its own timeout')
-  t.equal(app.hub.size, 0, 'no poll left held')
+  t.equal(app.eventLog.polls.size, 0, 'no poll left held')
 })
 
 t.test('a poll held in the wiki dialect is answered 401 when its session logs out', async (t) => {
   const app = await build(t)
   const alice = await signUp(app)
   const held = wiki(app, 'update_data', { last_update: 0, timeout: 5 }, alice).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.hub.size === 1, 'the poll to be held')
+  await until(() => app.eventLog.polls.size === 1, 'the poll to be held')
   t.equal((await wiki(app, 'logout', {}, alice)).status, 200)
   const loggedOutAt = performance.now()
   const answer = await held
@@ -156,14 +156,14 @@ t.test('a poll whose LISTEN connection comes up after the logout is still refuse
   const bob = await signUp(app)
   await befriend(app, alice, bob)
   const cursor = (await call(app, 'authorization', { login: alice.login, password: PASSWORD })).body.cursor as number
-  t.equal(app.hub.size, 0, 'no poll has opened the LISTEN connection yet')
+  t.equal(app.eventLog.polls.size, 0, 'no poll has opened the LISTEN connection yet')
 
-  const listen = app.hub.listen.bind(app.hub)
+  const listen = app.eventLog.listener.listen.bind(app.eventLog.listener)
   let subscribing!: () => void
   const reachedSubscribe = new Promise<void>((resolve) => (subscribing = resolve))
   let releaseListen!: () => void
   const listenGate = new Promise<void>((resolve) => (releaseListen = resolve))
-  app.hub.listen = async () => {
+  app.eventLog.listener.listen = async () => {
     subscribing()
     await listenGate
     return listen()
@@ -303,7 +303,7 @@ t.test('a token works on a second app instance; a logout through one is refused 
   // A poll held on B by the session that logs out through A.
   const cursor = (await call(appB, 'update_data', { cursor: 0, timeout: 0 }, alice.token)).body.cursor as number
   const held = call(appB, 'update_data', { cursor, timeout: 5 }, alice.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => appB.hub.size === 1, 'the poll to be held on B')
+  await until(() => appB.eventLog.polls.size === 1, 'the poll to be held on B')
 
   const out = await call(appA, 'logout', {}, alice.token)
   const loggedOutAt = performance.now()

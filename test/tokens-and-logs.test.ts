@@ -356,9 +356,9 @@ t.test('held polls per user are capped (MAX_HELD_POLLS_PER_USER 2)', async (t) =
       }),
     )
     // Once things settle: at most 2 held, the oldest beyond the cap answered.
-    await waitFor(() => app.hub.size === Math.min(i + 1, 2) && (i < 2 || done[i - 2]!), `poll ${i + 1} to settle`)
+    await waitFor(() => app.eventLog.polls.size === Math.min(i + 1, 2) && (i < 2 || done[i - 2]!), `poll ${i + 1} to settle`)
     await sleep(50)
-    t.equal(app.hub.size, Math.min(i + 1, 2), `after poll ${i + 1}: ${Math.min(i + 1, 2)} held`)
+    t.equal(app.eventLog.polls.size, Math.min(i + 1, 2), `after poll ${i + 1}: ${Math.min(i + 1, 2)} held`)
     t.equal(done.slice(0, i + 1).filter((d) => !d).length, Math.min(i + 1, 2), `after poll ${i + 1}: ${Math.min(i + 1, 2)} unanswered`)
   }
   const [oldest, second] = await Promise.all([polls[0]!, polls[1]!])
@@ -369,7 +369,7 @@ t.test('held polls per user are capped (MAX_HELD_POLLS_PER_USER 2)', async (t) =
   t.same(done, [true, true, false, false], 'the two newest are still held')
   for (const session of sessions.slice(2)) await call(app, 'update_data', { cursor: 0, timeout: 0 }, session.token)
   await Promise.all(polls)
-  t.equal(app.hub.size, 0, 'all ended')
+  t.equal(app.eventLog.polls.size, 0, 'all ended')
 })
 
 async function waitFor(condition: () => boolean, what: string, ms = 5000) {
@@ -405,7 +405,7 @@ t.test('/healthz, /readyz and /metrics', async (t) => {
   await befriend(app, alice, bob)
   const cursor = (await call(app, 'update_data', { cursor: 0, timeout: 0 }, bob.token)).body.cursor
   const held = call(app, 'update_data', { cursor, timeout: 10 }, bob.token)
-  await waitFor(() => app.hub.size === 1, 'the poll to be held')
+  await waitFor(() => app.eventLog.polls.size === 1, 'the poll to be held')
 
   const during = await metric()
   t.ok((value(during, 'messenger_held_polls') ?? 0) >= 1, `messenger_held_polls ${value(during, 'messenger_held_polls')} with a held poll`)
@@ -545,7 +545,7 @@ t.test('10,000 held polls whose clients vanish leave nothing behind', async (t) 
   const received = countRequests(app)
   const body = JSON.stringify({ cursor: 0, timeout: 60 })
   let peak = 0
-  const sampler = setInterval(() => (peak = Math.max(peak, app.hub.size)), 2)
+  const sampler = setInterval(() => (peak = Math.max(peak, app.eventLog.polls.size)), 2)
   t.teardown(() => clearInterval(sampler))
   let baseline = { bytes: 0, what: '' }
   const started = Date.now()
@@ -567,9 +567,9 @@ t.test('10,000 held polls whose clients vanish leave nothing behind', async (t) 
   t.ok(received() >= 5_000, `the server received ${received()} of the 10,000 polls (at least half)`)
   await sleep(1000)
   let drained = true
-  await waitFor(() => app.hub.size === 0, 'every held poll to end', 4000).catch(() => (drained = false))
+  await waitFor(() => app.eventLog.polls.size === 0, 'every held poll to end', 4000).catch(() => (drained = false))
   clearInterval(sampler)
-  t.ok(drained, `app.hub.size returned to 0 within 5 s of the polls being received (now ${app.hub.size})`)
+  t.ok(drained, `app.eventLog.polls.size returned to 0 within 5 s of the polls being received (now ${app.eventLog.polls.size})`)
   const final = memory()
   const growth = (final.bytes - baseline.bytes) / 2 ** 20
   t.comment(`10,000 polls sent in ${sentMs} ms; at most ${peak} held at once; ${final.what} ${Math.round(baseline.bytes / 2 ** 20)} → ${Math.round(final.bytes / 2 ** 20)} MiB`)
@@ -592,8 +592,8 @@ t.test('a client that vanishes while its poll is being authenticated leaves no p
   t.ok(received() >= 150, `the server received ${received()} of the 300 polls (at least half)`)
   await sleep(3000)
   let drained = true
-  await waitFor(() => app.hub.size === 0, 'every abandoned poll to end', 3000).catch(() => (drained = false))
-  t.ok(drained, `no abandoned poll is held 3 to 6 s after the server received it (held now: ${app.hub.size} of 300, until their 60 s timeout)`)
+  await waitFor(() => app.eventLog.polls.size === 0, 'every abandoned poll to end', 3000).catch(() => (drained = false))
+  t.ok(drained, `no abandoned poll is held 3 to 6 s after the server received it (held now: ${app.eventLog.polls.size} of 300, until their 60 s timeout)`)
 })
 
 async function listen(app: App): Promise<number> {
@@ -638,7 +638,7 @@ t.test("a client that reads its reply very slowly does not delay another client'
   t.equal(quick.status, 200)
   t.ok(quick.ms < 1000, `another client's immediate poll answered in ${quick.ms} ms`)
   const held = fetchPoll(10, otherCursor)
-  await waitFor(() => app.hub.size >= 1, "the other client's poll to be held")
+  await waitFor(() => app.eventLog.polls.size >= 1, "the other client's poll to be held")
   const sentAt = Date.now()
   t.equal((await call(app, 'send_msg', { to_uid: other.uid, msg: 'not delayed' }, sender.token)).status, 200)
   const woken = await held

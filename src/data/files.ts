@@ -11,18 +11,6 @@ export interface FileRow {
   sha256: string
 }
 
-export interface MessageFile {
-  file_id: number
-  name: string
-  size: number
-  content_type: string
-  sha256: string
-}
-
-/** A message's file as replies show it; a SQL expression over a messages row `m`. */
-export const MESSAGE_FILE_SQL = `(SELECT json_build_object('file_id', f.id, 'name', f.name, 'size', f.size, 'content_type', f.content_type, 'sha256', f.sha256)
-   FROM files f WHERE f.id = m.file_id)`
-
 export async function insertFile(db: Knex, file: Omit<FileRow, 'id'>, createdAtMs: number): Promise<number> {
   const [row] = await db('files').insert({ ...file, created_at: new Date(createdAtMs) }).returning('id')
   return row.id

@@ -1,7 +1,7 @@
 // Data access for messages (direct and room), the per-user conversation marks (read and
 // cleared) and the direct-dialog list.
 import type { Knex } from 'knex'
-import { MESSAGE_FILE_SQL } from './files.js'
+import { messageColumnsSql, messageJsonSql } from '../event-log/sql.js'
 
 export type MessageKind = 'text' | 'sticker' | 'file' | 'broadcast'
 
@@ -23,22 +23,8 @@ export interface MessageRow {
 
 const SECONDS = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
 
-/** The shape every API reply uses for a message, as `viewerId` sees it (their own ciphertext only). */
-export function messageColumns(db: Knex, viewerId: number) {
-  return [
-    'm.id as msg_id',
-    'm.sender_id as sender_uid',
-    'u.login as sender_login',
-    db.raw(`${SECONDS('m.created_at')} AS time`),
-    'm.text',
-    'm.kind',
-    'm.room_id',
-    'm.recipient_id as to_uid',
-    db.raw(`${SECONDS('m.edited_at')} AS edited_at`),
-    db.raw('m.ciphertexts ->> ?::text AS ciphertext', [viewerId]),
-    db.raw(`${MESSAGE_FILE_SQL} AS file`),
-  ]
-}
+/** A message as every reply shows it (src/event-log/sql.ts), as `viewerId` sees it. */
+const messageColumns = (db: Knex, viewerId: number) => db.raw(messageColumnsSql('?::int8'), [viewerId])
 
 /**
  * Stores a message. With a client_msg_id already used by this sender, stores nothing and
@@ -162,16 +148,6 @@ export async function unreadCount(db: Knex, userId: number, conversation: Conver
   return Number(row?.n ?? 0)
 }
 
-export async function touchDirectDialogs(db: Knex, a: number, b: number, msgId: number): Promise<void> {
-  await db('direct_dialogs')
-    .insert([
-      { user_id: a, peer_id: b, last_msg_id: msgId, last_activity: db.fn.now() },
-      { user_id: b, peer_id: a, last_msg_id: msgId, last_activity: db.fn.now() },
-    ])
-    .onConflict(['user_id', 'peer_id'])
-    .merge(['last_msg_id', 'last_activity'])
-}
-
 /**
  * One page of my conversations (direct peers and rooms), newest activity first, each with
  * its last visible message and unread count, in one statement.
@@ -205,13 +181,9 @@ export async function dialogPage(db: Knex, userId: number, offset: number, count
        OFFSET :offset LIMIT :count
      )
      SELECT c.peer_id, c.room_id, c.title, floor(extract(epoch FROM c.activity))::int8 AS last_activity, c.total,
-            (SELECT json_build_object(
-                      'msg_id', l.id, 'sender_uid', l.sender_id, 'sender_login', u.login,
-                      'time', floor(extract(epoch FROM l.created_at))::int8, 'text', l.text, 'kind', l.kind,
-                      'room_id', l.room_id, 'to_uid', l.recipient_id, 'edited_at', floor(extract(epoch FROM l.edited_at))::int8,
-                      'ciphertext', l.ciphertexts ->> (:me)::text, 'file', ${MESSAGE_FILE_SQL.replaceAll('m.file_id', 'l.file_id')})
-               FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) l
-               JOIN users u ON u.id = l.sender_id) AS last_message,
+            (SELECT ${messageJsonSql('(:me)')}
+               FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) m
+               JOIN users u ON u.id = m.sender_id) AS last_message,
             (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread
        FROM page c
       ORDER BY c.activity DESC, c.room_id DESC, c.peer_id DESC`,

@@ -26,15 +26,10 @@ export async function recordSeen(db: Knex, seen: Map<number, number>): Promise<n
   return rows.filter((row: { online: boolean }) => !row.online).map((row: { id: number }) => row.id)
 }
 
-/** Locks the user and the friends to be told, in id order; returns the user's presence. */
-export async function lockPresence(trx: Knex.Transaction, userId: number, friendIds: number[]) {
-  const { rows } = await trx.raw(
-    `SELECT id, online, (extract(epoch FROM last_seen_at) * 1000)::float8 AS last_seen_ms
-       FROM users WHERE id = ANY(?::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
-    [[userId, ...friendIds]],
-  )
-  const user = rows.find((row: { id: number }) => row.id === userId)
-  return user ? { online: user.online as boolean, lastSeenMs: user.last_seen_ms as number | null } : undefined
+/** The user's presence (read under the lock of their log, see the presence service). */
+export async function presenceOf(trx: Knex.Transaction, userId: number) {
+  const row = await trx('users').select('online', trx.raw('(extract(epoch FROM last_seen_at) * 1000)::float8 AS last_seen_ms')).where({ id: userId }).first()
+  return row ? { online: row.online as boolean, lastSeenMs: row.last_seen_ms as number | null } : undefined
 }
 
 export async function setOnline(trx: Knex.Transaction, userId: number, online: boolean): Promise<void> {

@@ -82,21 +82,3 @@ export async function directoryPage(
   if (query.verifiedOnly) page.where((q) => q.whereNull('email').orWhereNotNull('email_verified_at'))
   return page
 }
-
-/**
- * Row-locks two users in id order, so that pairs of writers never deadlock (NO KEY: see
- * appendEvents in events.ts).
- */
-export async function lockUserPair(trx: Knex.Transaction, a: number, b: number): Promise<void> {
-  await trx.raw('SELECT id FROM users WHERE id IN (?, ?) ORDER BY id FOR NO KEY UPDATE', [a, b])
-}
-
-/** The position of the newest entry the user's polls can see: their log's or a broadcast's. */
-export async function getLogHead(db: Knex, userId: number): Promise<number> {
-  const { rows } = await db.raw(
-    `SELECT GREATEST(u.log_head, COALESCE((SELECT max(pos) FROM broadcasts WHERE pos > u.created_pos), 0)) AS head
-       FROM users u WHERE u.id = ?`,
-    [userId],
-  )
-  return rows[0]?.head ?? 0
-}

@@ -17,7 +17,8 @@ export interface AuthSession {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    authenticate(request: FastifyRequest): Promise<void>
+    /** Sets request.session from the bearer token, or from the `session` the body echoes (which must agree with it). */
+    authenticate(request: FastifyRequest, bodySession?: SessionRef): Promise<void>
     sessionCache: SessionCache
   }
   interface FastifyRequest {
@@ -47,18 +48,18 @@ export default fp(
   async (app) => {
     await app.register(fastifyJwt, {
       secret: app.config.jwtSecret,
-      sign: { algorithm: 'HS256', expiresIn: app.config.sessionTtlSeconds },
+      // `exp` is set by the accounts service: the session's expiry, on the app's clock.
+      sign: { algorithm: 'HS256' },
       // Verified tokens are remembered (a cache hit costs a third of a verification: the
       // library keys it by a hash of the token); revocation is checked apart, on every
       // request, and an entry never outlives the token's exp.
       verify: { algorithms: ['HS256'], cache: VERIFIED_TOKENS_CACHED },
     })
     app.decorateRequest('session', null)
-    const sessions = new SessionCache(app.db, app.hub)
+    const sessions = new SessionCache(app.db, app.eventLog.listener, app.clock)
     app.decorate('sessionCache', sessions)
 
-    app.decorate('authenticate', async (request: FastifyRequest) => {
-      const bodySession = (request.body as { session?: SessionRef } | undefined)?.session
+    app.decorate('authenticate', async (request: FastifyRequest, bodySession?: SessionRef) => {
       const bearer = bearerToken(request)
       if (bearer && bodySession?.token !== undefined && bodySession.token !== bearer) {
         throw new Unauthorized('The session in the body and the Authorization header disagree')
@@ -72,6 +73,8 @@ export default fp(
         throw new Unauthorized('Invalid or expired session')
       }
       if (!Number.isSafeInteger(claims.uid) || !Number.isSafeInteger(claims.sid)) throw new Unauthorized('Invalid session')
+      // Expiry on the app's clock too (the library checks it against the system's).
+      if (typeof claims.exp === 'number' && claims.exp * 1000 <= app.clock.now()) throw new Unauthorized('Invalid or expired session')
       if (bodySession && (bodySession.uid !== claims.uid || bodySession.session_key !== claims.sid)) {
         throw new Unauthorized('The session does not match its token')
       }
@@ -80,5 +83,5 @@ export default fp(
       request.session = { userId, sessionId: claims.sid }
     })
   },
-  { name: 'auth', dependencies: ['config', 'database', 'event-hub'] },
+  { name: 'auth', dependencies: ['config', 'database', 'event-log'] },
 )

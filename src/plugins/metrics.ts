@@ -38,7 +38,7 @@ export default fp(
       help: 'update_data requests held in this process',
       registers: [registry],
       collect() {
-        this.set(app.hub.size)
+        this.set(app.eventLog.polls.size)
       },
     })
     new Gauge({
@@ -65,28 +65,27 @@ export default fp(
           this.inc(read())
         },
       })
-    const { directSendStats } = app.services.messages
-    const { logReadStats } = app.services.updates
+    const stats = () => app.eventLog.stats()
     serviceCounter(
       'messenger_direct_send_statements_total',
       'Statements that stored direct messages (each one commit for a group of concurrent sends)',
-      () => directSendStats().statements,
+      () => stats().sends.batches,
     )
     serviceCounter(
       'messenger_direct_sends_total',
       'Direct messages handed to those statements; divided by the statements, the mean group size',
-      () => directSendStats().sends,
+      () => stats().sends.items,
     )
-    serviceCounter('messenger_log_reads_total', 'Event-log reads made by update_data polls', () => logReadStats().reads)
+    serviceCounter('messenger_log_reads_total', 'Event-log reads made by update_data polls', () => stats().reads.items)
     serviceCounter(
       'messenger_log_read_statements_total',
       'Statements that made those reads (the reads of polls woken together share one)',
-      () => logReadStats().statements,
+      () => stats().reads.batches,
     )
     serviceCounter(
       'messenger_log_reads_skipped_total',
       'Polls that waited without a first read: nothing after their cursor since the last wake-up',
-      () => logReadStats().skipped,
+      () => app.services.updates.skippedReads(),
     )
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',
@@ -114,5 +113,5 @@ export default fp(
     })
     app.get('/metrics', hide, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
   },
-  { name: 'metrics', dependencies: ['errors', 'database', 'event-hub', 'services'] },
+  { name: 'metrics', dependencies: ['errors', 'database', 'event-log', 'services'] },
 )

@@ -12,8 +12,6 @@ import { createProfiles } from '../services/profiles.js'
 import { createRooms } from '../services/rooms.js'
 import { createUpdates } from '../services/updates.js'
 import { createVerification } from '../services/verification.js'
-import { eventChannel } from '../data/events.js'
-import type { Clock } from '../clock.js'
 import { startPeriodic, type PeriodicJob } from '../periodic.js'
 import type { ServiceDeps } from '../services/deps.js'
 import type { FileStore } from '../storage/file-store.js'
@@ -43,18 +41,18 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ clock: Clock }>(
-  async (app, { clock }) => {
+export default fp(
+  async (app) => {
+    const { clock } = app
     const services = createServices({
       db: app.db,
       config: app.config,
-      channel: eventChannel(app.config.databaseSchema),
-      hub: app.hub,
+      eventLog: app.eventLog,
       sessions: app.sessionCache,
       clock,
       mailer: app.mailer,
       log: app.log,
-      signToken: (claims) => app.jwt.sign(claims),
+      signToken: (claims, expiresAtMs) => app.jwt.sign({ ...claims, exp: Math.floor(expiresAtMs / 1000) }),
     }, app.fileStore)
     app.decorate('services', services)
     const jobs: PeriodicJob[] = [
@@ -68,9 +66,9 @@ export default fp<{ clock: Clock }>(
     }
     const stops: (() => void)[] = []
     app.addHook('onReady', async () => {
-      stops.push(...jobs.map((job) => startPeriodic(job, onFailure)))
+      stops.push(...jobs.map((job) => startPeriodic(clock, job, onFailure)))
     })
     app.addHook('onClose', async () => stops.forEach((stop) => stop()))
   },
-  { name: 'services', dependencies: ['database', 'event-hub', 'auth', 'mailer', 'file-store'] },
+  { name: 'services', dependencies: ['database', 'event-log', 'auth', 'mailer', 'file-store'] },
 )

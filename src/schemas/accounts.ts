@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, Login, Password, UnixSeconds } from './common.js'
+import { Fields, Id, Login, Password, UnixSeconds } from './common.js'
 
 /** Profile limits. */
 export const NAME_MAX_CHARS = 64
@@ -12,59 +12,67 @@ const AccountRef = {
   login: Type.Optional(Login),
   email: Type.Optional(Email),
 }
+const byLoginOrEmail: ('login' | 'email')[] = ['login', 'email']
 
-export const RegistrationBody = CommandBody(
+export const RegistrationBody = Fields(
   { login: Login, password: Password, email: Type.Optional(Email) },
-  'With REQUIRE_EMAIL_VERIFICATION, `email` is required and a one-time code is mailed to it.',
+  { description: 'With REQUIRE_EMAIL_VERIFICATION, `email` is required and a one-time code is mailed to it.' },
 )
 export const RegistrationReply = Type.Object({
   uid: Id('The new user id.'),
   verification_required: Type.Boolean({ description: 'True when login waits for `verify` with the mailed code.' }),
 })
 
-export const AuthorizationBody = CommandBody({ ...AccountRef, password: Password }, 'Name the account by `login` or by `email`.')
+export const AuthorizationBody = Fields({ ...AccountRef, password: Password }, { alternatives: byLoginOrEmail, description: 'Name the account by `login` or by `email`.' })
 
-export const Session = Type.Object({
-  uid: Id('The user id.'),
-  contact_uid: Id('The same as uid (the wiki name for it).'),
-  session_key: Id('The session id: a number, not a secret.'),
-  token: Type.String({ description: 'Bearer JWT: send as `Authorization: Bearer <token>` or inside `session`.' }),
-})
+export const Session = Type.Object(
+  {
+    uid: Id('The user id.'),
+    contact_uid: Id('The same as uid (the wiki name for it).'),
+    session_key: Id('The session id: a number, not a secret.'),
+    token: Type.String({ description: 'Bearer JWT: send as `Authorization: Bearer <token>` or inside `session`.' }),
+  },
+  { $id: 'Session', description: 'An open session: send `token` as a bearer token, or echo the whole object as `session`.' },
+)
 
 export const AuthorizationReply = Type.Object({
   session: Session,
   cursor: Type.Integer({ minimum: 0, description: 'The current end of the user\'s event log: a new device polls from here.' }),
 })
 
-export const VerifyBody = CommandBody({ ...AccountRef, code: Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code from the mail.' }) })
+export const VerifyBody = Fields({ ...AccountRef, code: Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code from the mail.' }) }, { alternatives: byLoginOrEmail })
 export const VerifyReply = Type.Object({ uid: Id('The verified account.') })
-export const ResendCodeBody = CommandBody(AccountRef, 'Answers `{}` whether or not the account exists or waits for a code.')
+export const ResendCodeBody = Fields(AccountRef, { alternatives: byLoginOrEmail, description: 'Answers `{}` whether or not the account exists or waits for a code.' })
 
-export const LogoutBody = CommandBody({})
-export const GetDataBody = CommandBody({})
-export const RenewTokenBody = CommandBody({})
+/** The body of a command with no fields of its own. */
+export const NoFields = Fields({})
 export const RenewTokenReply = Type.Object({ session: Session })
 
-export const SessionInfo = Type.Object({
-  session_key: Id('The session id.'),
-  created_at: UnixSeconds('When it was opened.'),
-  expires_at: UnixSeconds('When its token stops working unless renewed.'),
-  current: Type.Boolean({ description: 'The session of this request.' }),
-})
-export const ListSessionsBody = CommandBody({})
+export const SessionInfo = Type.Object(
+  {
+    session_key: Id('The session id.'),
+    created_at: UnixSeconds('When it was opened.'),
+    expires_at: UnixSeconds('When its token stops working unless renewed.'),
+    current: Type.Boolean({ description: 'The session of this request.' }),
+  },
+  { $id: 'SessionInfo', description: 'One of my live sessions.' },
+)
 export const ListSessionsReply = Type.Object({ sessions: Type.Array(SessionInfo, { description: 'Live sessions, oldest first.' }) })
-export const LogoutSessionBody = CommandBody({ session_key: Id('One of your sessions.') })
-export const LogoutAllBody = CommandBody({
+export const LogoutSessionBody = Fields({ session_key: Id('One of your sessions.') })
+export const LogoutAllBody = Fields({
   keep_current: Type.Optional(Type.Boolean({ description: 'Keep the session of this request; default false (it ends too).' })),
 })
 export const LogoutAllReply = Type.Object({ ended: Type.Integer({ minimum: 0, description: 'Sessions ended.' }) })
-export const ChangePasswordBody = CommandBody({ old_password: Password, new_password: Password }, 'Every other session ends.')
+export const ChangePasswordBody = Fields({ old_password: Password, new_password: Password }, { description: 'Every other session ends.' })
 
-export const ContactEntry = Type.Object({
-  friend_login: Type.String(),
-  friend_uid: Id('The contact\'s user id.'),
-  status: Type.Integer({ minimum: 0, maximum: 3, description: '0 outgoing, 1 friends, 2 denied, 3 incoming.' }),
-})
+export const ContactEntry = Type.Object(
+  {
+    friend_login: Type.String(),
+    friend_uid: Id('The contact\'s user id.'),
+    status: Type.Integer({ minimum: 0, maximum: 3, description: '0 outgoing, 1 friends, 2 denied, 3 incoming.' }),
+  },
+  { $id: 'Contact', description: 'A contact, with its status as I see it.' },
+)
 
 export const GetDataReply = Type.Object({
   contacts: Type.Array(ContactEntry, { description: 'Empty list: `[]` here, `null` in the wiki dialect.' }),
@@ -77,24 +85,23 @@ const publicProfileFields = {
   name: Type.String({ description: 'Display name (may be empty).' }),
   description: Type.String({ description: 'About the user (may be empty).' }),
 }
-export const PublicProfile = Type.Object(publicProfileFields, { description: 'What every signed-in user may see.' })
+export const PublicProfile = Type.Object(publicProfileFields, { $id: 'User', description: 'A user, as every signed-in user may see them.' })
 export const OwnProfile = Type.Object(
   {
     ...publicProfileFields,
     email: Type.Union([Type.String(), Type.Null()], { description: 'Shown to its owner only.' }),
     email_verified: Type.Boolean(),
   },
-  { description: 'Your own profile.' },
+  { $id: 'OwnProfile', description: 'Your own profile.' },
 )
 
-export const WhoamiBody = CommandBody({})
 export const OwnProfileReply = Type.Object({ user: OwnProfile })
-export const UpdateProfileBody = CommandBody({
+export const UpdateProfileBody = Fields({
   name: Type.Optional(Type.String({ maxLength: NAME_MAX_CHARS, description: `Display name, at most ${NAME_MAX_CHARS} characters.` })),
   description: Type.Optional(Type.String({ maxLength: DESCRIPTION_MAX_CHARS, description: `At most ${DESCRIPTION_MAX_CHARS} characters.` })),
 })
 
-export const ListUsersBody = CommandBody({
+export const ListUsersBody = Fields({
   query: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only users whose login or display name starts with this (any case).' })),
   after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The `next` of the previous page.' })),
   count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'At most 100; default 50.' })),

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, Login } from './common.js'
+import { Fields, Id, Login } from './common.js'
 
 export const ContactStatus = Type.Integer({
   minimum: 0,
@@ -7,19 +7,19 @@ export const ContactStatus = Type.Integer({
   description: 'As the caller sees the other side: 0 outgoing request, 1 friends, 2 denied, 3 incoming request.',
 })
 
-export const AddContactRequestBody = CommandBody({ login: Login })
+export const AddContactRequestBody = Fields({ login: Login })
 export const AddContactRequestReply = Type.Object({ contact_uid: Id('The other user.'), login: Type.String(), status: ContactStatus })
 
-export const AddContactReplyBody = CommandBody({
+export const AddContactReplyBody = Fields({
   contact_uid: Id('The user who asked (or whom you asked, to cancel).'),
   status: Type.Integer({ minimum: 1, maximum: 3, description: '1 accept, 2 deny, 3 cancel your own outgoing request.' }),
 })
 export const AddContactReplyReply = Type.Object({ contact_uid: Id('The other user.'), status: Type.Integer() })
 
-export const DelContactBody = CommandBody(
+export const DelContactBody = Fields(
   {
     contact_uid: Type.Optional(Id('The contact to remove.')),
     login: Type.Optional(Login),
   },
-  'Name the contact by `contact_uid` or by `login`.',
+  { alternatives: ['contact_uid', 'login'], description: 'Name the contact by `contact_uid` or by `login`.' },
 )

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import { Type } from 'typebox'
 import { Id } from './common.js'
 import { MessageFile } from './messages.js'
@@ -20,7 +21,20 @@ export const UploadBody = Type.String({ format: 'binary', description: 'The raw 
 
 export const UploadReply = MessageFile
 
-/** A download's body: the bytes, with the file's own Content-Type. */
-export const FileContent = Type.String({ format: 'binary' })
+/** A download's body: the bytes, streamed, with the file's own Content-Type. */
+export const FileContent = Type.Unsafe<Readable>({ type: 'string', format: 'binary' })
 
 export const DownloadParams = Type.Object({ file_id: Id('The file.') })
+
+export const DownloadHeaders = Type.Object({
+  range: Type.Optional(Type.String({ maxLength: 1024, description: 'One range, `bytes=<first>-<last>`, for a 206 with that part; several ranges get the whole file.' })),
+})
+
+/** The headers of a download (documented: they are not checked). */
+export const FileHeaders = {
+  'content-type': { type: 'string', description: 'The type recorded at upload.' },
+  'content-length': { type: 'integer', description: 'Bytes in this reply.' },
+  'content-disposition': { type: 'string', description: 'The file\'s name (RFC 6266), e.g. `attachment; filename="photo.jpg"`.' },
+  etag: { type: 'string', description: 'The content\'s SHA-256, quoted.' },
+  'accept-ranges': { type: 'string', description: '`bytes`.' },
+}

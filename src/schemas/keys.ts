@@ -1,22 +1,25 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, UnixSeconds } from './common.js'
+import { Fields, Id, UnixSeconds } from './common.js'
 
 /** Key limits; the number of keys per user is MAX_PUBLIC_KEYS. */
 export const KEY_MAX_CHARS = 8192
 
 const KeyId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$', description: 'Your name for the key (e.g. a device id).' })
 
-export const PublishKeyBody = CommandBody({
+export const PublishKeyBody = Fields({
   key_id: KeyId,
   key: Type.String({ minLength: 1, maxLength: KEY_MAX_CHARS, description: `The public key, opaque to the server (e.g. base64), at most ${KEY_MAX_CHARS} characters.` }),
   algorithm: Type.Optional(Type.String({ maxLength: 64, description: 'Free text for clients, e.g. `x25519`.' })),
 })
-export const DeleteKeyBody = CommandBody({ key_id: KeyId })
-export const GetKeysBody = CommandBody({ uid: Id('Yourself or a friend.') })
-export const PublicKey = Type.Object({
-  key_id: Type.String(),
-  algorithm: Type.String(),
-  key: Type.String(),
-  time: UnixSeconds('When it was published or last changed.'),
-})
+export const DeleteKeyBody = Fields({ key_id: KeyId })
+export const GetKeysBody = Fields({ uid: Id('Yourself or a friend.') })
+export const PublicKey = Type.Object(
+  {
+    key_id: Type.String(),
+    algorithm: Type.String(),
+    key: Type.String(),
+    time: UnixSeconds('When it was published or last changed.'),
+  },
+  { $id: 'PublicKey', description: 'A public key, opaque to the server.' },
+)
 export const GetKeysReply = Type.Object({ keys: Type.Array(PublicKey, { description: 'By key_id.' }) })

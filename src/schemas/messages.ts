@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, UnixSeconds } from './common.js'
+import { Fields, Id, UnixSeconds } from './common.js'
 
 export const MessageKind = Type.Enum(['text', 'sticker', 'file', 'broadcast'], {
   description: '`text`, `sticker` (msg is the sticker\'s short code), `file` (see `file`) or `broadcast` (an administrator\'s message to everyone).',
@@ -13,7 +13,7 @@ export const MessageFile = Type.Object(
     content_type: Type.String(),
     sha256: Type.String({ description: 'Hex SHA-256 of the content.' }),
   },
-  { description: 'The attached file.' },
+  { $id: 'File', description: 'An uploaded file, as messages carry it.' },
 )
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
@@ -37,88 +37,118 @@ export const Ciphertexts = Type.Record(
 const ClientMsgId = Type.String({ minLength: 1, maxLength: 128, description: 'Client-chosen id: a retry with the same id returns the first reply.' })
 
 /** A conversation: with a user (`to_uid`) or in a room (`room_id`), exactly one of them. */
-const ConversationTarget = {
+const Conversation = {
   to_uid: Type.Optional(Id('The other user of a direct conversation.')),
   room_id: Type.Optional(Id('The room.')),
 }
+const inConversation: ('to_uid' | 'room_id')[] = ['to_uid', 'room_id']
 
-export const SendMsgBody = CommandBody(
+export const SendMsgBody = Fields(
   {
-    ...ConversationTarget,
+    ...Conversation,
     msg: MessageText,
     kind: Type.Optional(Type.Enum(['text', 'sticker'], { description: 'Default `text`.' })),
     client_msg_id: Type.Optional(ClientMsgId),
     ciphertexts: Type.Optional(Ciphertexts),
     file_id: Type.Optional(Id('Attach your upload (POST /upload_file); the message\'s kind becomes `file` and `msg` is its caption.')),
   },
-  'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).',
+  { alternatives: inConversation, description: 'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).' },
 )
 
-export const BroadcastBody = CommandBody({
-  msg: MessageText,
-  client_msg_id: Type.Optional(ClientMsgId),
-})
+export const BroadcastBody = Fields({ msg: MessageText, client_msg_id: Type.Optional(ClientMsgId) })
 
 export const SendMsgReply = Type.Object({
   msg_id: Id('The message id.'),
   time: UnixSeconds('When the server stored it (UNIX seconds).'),
 })
 
-export const Message = Type.Object({
-  msg_id: Id('The message id: grows in commit order within a conversation.'),
-  sender_uid: Id('Who sent it.'),
-  sender_login: Type.String(),
-  time: UnixSeconds('When it was stored.'),
-  text: Type.String(),
-  kind: MessageKind,
-  room_id: Type.Union([Id('The room, for room messages.'), Type.Null()]),
-  to_uid: Type.Union([Id('The recipient, for direct messages.'), Type.Null()]),
-  edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
-  ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
-  file: Type.Union([MessageFile, Type.Null()]),
-})
+export const Message = Type.Object(
+  {
+    msg_id: Id('The message id: grows in commit order within a conversation.'),
+    sender_uid: Id('Who sent it.'),
+    sender_login: Type.String(),
+    time: UnixSeconds('When it was stored.'),
+    text: Type.String(),
+    kind: MessageKind,
+    room_id: Type.Union([Id('The room, for room messages.'), Type.Null()]),
+    to_uid: Type.Union([Id('The recipient, for direct messages.'), Type.Null()]),
+    edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
+    ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
+    file: Type.Union([MessageFile, Type.Null()]),
+  },
+  { $id: 'Message', description: 'A message as history, search and dialogs show it.' },
+)
 
-export const EditMsgBody = CommandBody({ msg_id: Id('Your message.'), msg: MessageText })
+/** A message as update_data delivers it: PROTOCOL A.6's fields, the others only when set. */
+export const PolledMessage = Type.Object(
+  {
+    msg_id: Id('The message id.'),
+    sender_uid: Id('Who sent it.'),
+    sender_login: Type.String(),
+    time: UnixSeconds('When it was stored.'),
+    text: Type.String(),
+    kind: Type.Optional(MessageKind),
+    room_id: Type.Optional(Id('Set for room messages.')),
+    edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
+    ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
+    file: Type.Optional(MessageFile),
+  },
+  { $id: 'PolledMessage', description: 'A new message, as update_data delivers it in `msg_array`.' },
+)
+
+export const EditMsgBody = Fields({ msg_id: Id('Your message.'), msg: MessageText })
 export const EditMsgReply = Type.Object({ msg_id: Id('The message.'), edited_at: UnixSeconds('The edit time.') })
 
-export const DeleteMsgBody = CommandBody({ msg_id: Id('Your message, or any in a room you moderate.') })
+export const DeleteMsgBody = Fields({ msg_id: Id('Your message, or any in a room you moderate.') })
 
-export const ClearHistoryBody = CommandBody(ConversationTarget, 'A direct conversation is cleared for you only; a room for everyone, by its owner.')
+export const ClearHistoryBody = Fields(Conversation, {
+  alternatives: inConversation,
+  description: 'A direct conversation is cleared for you only; a room for everyone, by its owner.',
+})
 
 export const Count = (max: number, fallback: number) => Type.Integer({ minimum: 1, maximum: max, description: `At most ${max}; default ${fallback}.` })
 
-export const GetHistoryBody = CommandBody(
+export const GetHistoryBody = Fields(
   {
-    ...ConversationTarget,
+    ...Conversation,
     before: Type.Optional(Id('Only messages with a smaller msg_id.')),
     after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Only messages with a larger msg_id: page forward from here (0: from the start).' })),
     count: Type.Optional(Count(100, 50)),
   },
-  'Without `after`: the newest `count` messages (before `before`). With `after`: the `count` oldest after it. Always oldest first.',
+  {
+    alternatives: inConversation,
+    description: 'Without `after`: the newest `count` messages (before `before`). With `after`: the `count` oldest after it. Always oldest first.',
+  },
 )
 export const GetHistoryReply = Type.Object({
   messages: Type.Array(Message),
   has_more: Type.Boolean({ description: 'More messages lie beyond this page in the direction paged.' }),
 })
 
-export const SearchMsgsBody = CommandBody({
-  ...ConversationTarget,
-  query: Type.String({ minLength: 1, maxLength: 256, description: 'Words; each must match a word of the message or its beginning, regardless of case.' }),
-  before: Type.Optional(Id('Only messages with a smaller msg_id (the next page).')),
-  count: Type.Optional(Count(100, 20)),
-})
+export const SearchMsgsBody = Fields(
+  {
+    ...Conversation,
+    query: Type.String({ minLength: 1, maxLength: 256, description: 'Words; each must match a word of the message or its beginning, regardless of case.' }),
+    before: Type.Optional(Id('Only messages with a smaller msg_id (the next page).')),
+    count: Type.Optional(Count(100, 20)),
+  },
+  { alternatives: inConversation },
+)
 export const SearchMsgsReply = Type.Object({ messages: Type.Array(Message, { description: 'Newest first.' }) })
 
-export const MarkReadBody = CommandBody({ ...ConversationTarget, msg_id: Id('Everything up to this message is read.') })
+export const MarkReadBody = Fields({ ...Conversation, msg_id: Id('Everything up to this message is read.') }, { alternatives: inConversation })
 export const MarkReadReply = Type.Object({ unread: Type.Integer({ minimum: 0, description: 'Messages still unread in the conversation.' }) })
 
-export const GetDialogsBody = CommandBody({ offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), count: Type.Optional(Count(100, 50)) })
-export const Dialog = Type.Object({
-  to_uid: Type.Optional(Id('The other user, for a direct conversation.')),
-  room_id: Type.Optional(Id('The room.')),
-  title: Type.String({ description: 'The other user\'s login, or the room\'s name.' }),
-  last_message: Type.Union([Message, Type.Null()]),
-  unread: Type.Integer({ minimum: 0 }),
-  last_activity: UnixSeconds('The newest message (or joining the room).'),
-})
+export const GetDialogsBody = Fields({ offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), count: Type.Optional(Count(100, 50)) })
+export const Dialog = Type.Object(
+  {
+    to_uid: Type.Optional(Id('The other user, for a direct conversation.')),
+    room_id: Type.Optional(Id('The room.')),
+    title: Type.String({ description: 'The other user\'s login, or the room\'s name.' }),
+    last_message: Type.Union([Message, Type.Null()]),
+    unread: Type.Integer({ minimum: 0 }),
+    last_activity: UnixSeconds('The newest message (or joining the room).'),
+  },
+  { $id: 'Dialog', description: 'A conversation in my list: with a user (`to_uid`) or a room (`room_id`).' },
+)
 export const GetDialogsReply = Type.Object({ dialogs: Type.Array(Dialog, { description: 'Newest activity first.' }), total: Type.Integer({ minimum: 0 }) })

@@ -1,11 +1,13 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, UnixSeconds } from './common.js'
+import { Id, UnixSeconds } from './common.js'
 
-export const GetPresenceBody = CommandBody({})
-export const PresenceEntry = Type.Object({
-  uid: Id('The friend.'),
-  login: Type.String(),
-  online: Type.Boolean({ description: 'Polling now, or within PRESENCE_GRACE_SECONDS (60).' }),
-  last_seen: Type.Union([UnixSeconds('Last poll seen (UNIX seconds).'), Type.Null()], { description: 'Null: never seen.' }),
-})
+export const PresenceEntry = Type.Object(
+  {
+    uid: Id('The friend.'),
+    login: Type.String(),
+    online: Type.Boolean({ description: 'Polling now, or within PRESENCE_GRACE_SECONDS (60).' }),
+    last_seen: Type.Union([UnixSeconds('Last poll seen (UNIX seconds).'), Type.Null()], { description: 'Null: never seen.' }),
+  },
+  { $id: 'Presence', description: 'A friend\'s presence.' },
+)
 export const GetPresenceReply = Type.Object({ presence: Type.Array(PresenceEntry, { description: 'Your friends, by login.' }) })

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
-import { CommandBody, Id, UnixSeconds } from './common.js'
-import { MessageFile, MessageKind } from './messages.js'
+import { Fields, UnixSeconds } from './common.js'
+import { PolledMessage } from './messages.js'
+import { Event } from '../event-log/catalogue.js'
 
 export const Cursor = Type.Integer({
   minimum: 0,
@@ -8,7 +9,7 @@ export const Cursor = Type.Integer({
   description: 'Position in the caller\'s event log: microseconds since the epoch, strictly increasing in commit order.',
 })
 
-export const UpdateDataBody = CommandBody({
+export const UpdateDataBody = Fields({
   cursor: Type.Optional(Cursor),
   last_time: Type.Optional(Type.Number({ minimum: 0, description: 'Skip events older than this UNIX second.' })),
   last_update: Type.Optional(Type.Number({ minimum: 0, description: 'Alias of `last_time` (the desktop client\'s name).' })),
@@ -17,34 +18,9 @@ export const UpdateDataBody = CommandBody({
   ),
 })
 
-export const MessageItem = Type.Object({
-  msg_id: Id('The message id.'),
-  sender_uid: Id('Who sent it.'),
-  sender_login: Type.String(),
-  time: UnixSeconds('When it was stored.'),
-  text: Type.String(),
-  kind: Type.Optional(MessageKind),
-  room_id: Type.Optional(Id('Set for room messages.')),
-  edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
-  ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
-  file: Type.Optional(MessageFile),
-})
-
-export const EventItem = Type.Object(
-  {
-    eid: Id('The event id.'),
-    type: Type.String({ description: '`contact_request`, `contact_accepted`, `contact_denied`, `contact_cancelled`, `contact_deleted`, `message_edited`, `message_deleted`, `history_cleared`, `member_joined`, `member_left`, `member_kicked`, `member_banned`, `member_unbanned`, `role_changed`, `room_renamed`, `room_described`, `room_deleted`, `presence` (`online`, `last_seen`), `key_changed` (`key_id`, `action`: `published` or `deleted`)' }),
-    ruid: Id('The user who caused the event.'),
-    text: Type.String({ description: 'The login of `ruid`.' }),
-    time: UnixSeconds('When it happened.'),
-    status: Type.Optional(Type.Integer({ description: 'Contact events: the contact\'s status as the receiver now sees it (absent when removed).' })),
-  },
-  { additionalProperties: true },
-)
-
 export const UpdateDataReply = Type.Object({
   server_time: UnixSeconds('The server clock at the reply.'),
   cursor: Cursor,
-  msg_array: Type.Array(MessageItem),
-  events_array: Type.Array(EventItem),
+  msg_array: Type.Array(PolledMessage),
+  events_array: Type.Array(Event),
 })

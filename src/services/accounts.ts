@@ -1,10 +1,8 @@
 // Accounts and sessions: registration, login (by login or e-mail), logout of one or all
 // sessions, token renewal, password change, the contact list.
 import argon2 from 'argon2'
-import type { Knex } from 'knex'
-import { insertUser, findUserByLogin, findUserByEmail, findUserById, getLogHead, setPasswordHash, type UserRow } from '../data/users.js'
+import { insertUser, findUserByLogin, findUserByEmail, findUserById, setPasswordHash, type UserRow } from '../data/users.js'
 import { extendSession, insertSession, revokeSession, listLiveSessions, revokeUserSession, revokeUserSessions } from '../data/sessions.js'
-import { notifySessionsRevoked } from '../data/events.js'
 import { listContacts } from '../data/contacts.js'
 import { clearLoginFailures, loginRetryAfter, recordLoginFailure } from '../data/login-failures.js'
 import { BadRequest, EmailTaken, EmailUnverified, LoginTaken, NotFound, Unauthorized, rateLimited } from '../errors.js'
@@ -15,13 +13,19 @@ import type { Verification, AccountRef } from './verification.js'
 const HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 } as const
 const WRONG_CREDENTIALS = 'Wrong login or password'
 
+/** A session as `authorization` and `renew_token` answer it (the wiki's `contact_uid` included). */
+export function sessionReply(session: { uid: number; sessionId: number; token: string }) {
+  return { uid: session.uid, contact_uid: session.uid, session_key: session.sessionId, token: session.token }
+}
+
 export interface Registration {
   login: string
   password: string
   email?: string
 }
 
-export function createAccounts({ db, config, channel, hub, signToken }: ServiceDeps, verification: Verification) {
+export function createAccounts({ db, config, eventLog, clock, signToken }: ServiceDeps, verification: Verification) {
+  const expiry = () => clock.now() + config.sessionTtlSeconds * 1000
   // Unknown logins are checked against this hash too, so both failures take as long.
   let dummyHash: Promise<string> | undefined
 
@@ -43,21 +47,13 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
     return user
   }
 
-  /** Revokes sessions in the database and, through NOTIFY at commit, ends their held polls everywhere. */
-  async function revokeSessions(revoke: (trx: Knex.Transaction) => Promise<number[]>): Promise<number[]> {
-    const revoked = await db.transaction(async (trx) => {
-      const ids = await revoke(trx)
-      await notifySessionsRevoked(trx, channel, ids)
-      return ids
-    })
-    for (const id of revoked) hub.revokeSession(id)
-    return revoked
-  }
+  const revokeSessions = eventLog.revokeSessions
 
   async function openSession(userId: number) {
-    const sessionId = await insertSession(db, userId, config.sessionTtlSeconds)
-    const cursor = await getLogHead(db, userId)
-    return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }), cursor }
+    const expiresAt = expiry()
+    const sessionId = await insertSession(db, userId, expiresAt)
+    const cursor = await eventLog.head(userId)
+    return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }, expiresAt), cursor }
   }
 
   return {
@@ -91,8 +87,9 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
 
     /** A new token for the same session, which lives SESSION_TTL_SECONDS from now. */
     async renew(userId: number, sessionId: number) {
-      if (!(await extendSession(db, sessionId, config.sessionTtlSeconds))) throw new Unauthorized('Session logged out or expired')
-      return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }) }
+      const expiresAt = expiry()
+      if (!(await extendSession(db, sessionId, clock.now(), expiresAt))) throw new Unauthorized('Session logged out or expired')
+      return { uid: userId, sessionId, token: signToken({ uid: userId, sid: sessionId }, expiresAt) }
     },
 
     async logout(sessionId: number): Promise<void> {
@@ -104,17 +101,17 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
 
     /** Ends one of the user's sessions. */
     async logoutSession(userId: number, sessionId: number): Promise<void> {
-      const revoked = await revokeSessions(async (trx) => ((await revokeUserSession(trx, userId, sessionId)) ? [sessionId] : []))
+      const revoked = await revokeSessions(async (trx) => ((await revokeUserSession(trx, userId, sessionId, clock.now())) ? [sessionId] : []))
       if (revoked.length === 0) throw new NotFound('No such live session')
     },
 
     /** Ends all the user's sessions, or all but `keepSessionId`; returns how many ended. */
     async logoutAll(userId: number, keepSessionId?: number): Promise<number> {
-      return (await revokeSessions((trx) => revokeUserSessions(trx, userId, keepSessionId))).length
+      return (await revokeSessions((trx) => revokeUserSessions(trx, userId, clock.now(), keepSessionId))).length
     },
 
     sessions(userId: number) {
-      return listLiveSessions(db, userId)
+      return listLiveSessions(db, userId, clock.now())
     },
 
     /**
@@ -128,7 +125,7 @@ export function createAccounts({ db, config, channel, hub, signToken }: ServiceD
       const hash = await argon2.hash(newPassword, HASH_OPTIONS)
       await revokeSessions(async (trx) => {
         await setPasswordHash(trx, userId, hash)
-        return revokeUserSessions(trx, userId, sessionId)
+        return revokeUserSessions(trx, userId, clock.now(), sessionId)
       })
     },
 

@@ -9,16 +9,15 @@
 // process that placed the call. Active calls end when presence turns a party offline.
 import type { Knex } from 'knex'
 import { ContactStatus, getContactStatus } from '../data/contacts.js'
-import { appendEvents } from '../data/events.js'
-import { abandonedCalls, inLiveCall, insertCall, lockCall, overdueCalls, setCallState, type CallRow, type EndReason } from '../data/calls.js'
-import { lockUserPair } from '../data/users.js'
+import { abandonedCalls, inLiveCall, insertCall, lockCall, overdueCalls, setCallState, type CallRow } from '../data/calls.js'
 import { BadRequest, InvalidState, NotFound, NotFriends } from '../errors.js'
+import type { NewEvent } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
 
 export type CallOutcome = 'ringing' | 'busy' | 'offline'
 
-export function createCalls({ db, config, channel, clock }: ServiceDeps, presence: Presence) {
+export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presence: Presence) {
   const ringMs = config.callRingSeconds * 1000
 
   function checkSignal(payload: unknown, what: string): void {
@@ -45,16 +44,23 @@ export function createCalls({ db, config, channel, clock }: ServiceDeps, presenc
     return call
   }
 
-  /** Ends the call and tells the parties (the caller's own hang-up is not echoed to them). */
-  async function end(trx: Knex.Transaction, call: CallRow, reason: EndReason, byUserId?: number): Promise<void> {
+  /** Ends the call and tells the parties (the one who ended it is not told). */
+  async function end(trx: Knex.Transaction, call: CallRow, reason: 'rejected' | 'hangup' | 'timeout' | 'disconnected', byUserId?: number): Promise<void> {
     await setCallState(trx, call.id, 'ended', reason)
-    const type = reason === 'timeout' ? 'call_timeout' : reason === 'rejected' ? 'call_rejected' : 'call_ended'
     const told = [call.caller_id, call.callee_id].filter((id) => id !== byUserId)
-    await appendEvents(trx, channel, told, { type, actorId: byUserId ?? call.caller_id, payload: { call_id: call.id, reason } })
+    const actorId = byUserId ?? call.caller_id
+    const call_id = call.id
+    const event: NewEvent =
+      reason === 'timeout'
+        ? { type: 'call_timeout', actorId, payload: { call_id, reason } }
+        : reason === 'rejected'
+          ? { type: 'call_rejected', actorId, payload: { call_id, reason } }
+          : { type: 'call_ended', actorId, payload: { call_id, reason } }
+    await eventLog.append(trx, told, event)
   }
 
   /** Ends `callIds` for `reason` where still in `state` (any process may race: the row lock decides). */
-  async function endEach(callIds: number[], state: CallRow['state'], reason: EndReason, due?: number): Promise<void> {
+  async function endEach(callIds: number[], state: CallRow['state'], reason: 'timeout' | 'disconnected', due?: number): Promise<void> {
     for (const callId of callIds) {
       await db.transaction(async (trx) => {
         const call = await lockCall(trx, callId)
@@ -77,7 +83,7 @@ export function createCalls({ db, config, channel, clock }: ServiceDeps, presenc
       // Calling is a sign of life: the caller counts as seen (and online) from now on.
       await presence.seen(callerId)
       return db.transaction(async (trx) => {
-        await lockUserPair(trx, callerId, calleeId)
+        await eventLog.lockUsers(trx, [callerId, calleeId])
         if ((await getContactStatus(trx, callerId, calleeId)) !== ContactStatus.friends) throw new NotFriends('You can only call accepted contacts')
         const busy = (await inLiveCall(trx, callerId)) || (await inLiveCall(trx, calleeId))
         const outcome: CallOutcome = busy ? 'busy' : reachable ? 'ringing' : 'offline'
@@ -88,11 +94,14 @@ export function createCalls({ db, config, channel, clock }: ServiceDeps, presenc
           endReason: outcome === 'ringing' ? undefined : outcome,
           ringDeadlineMs: clock.now() + ringMs,
         })
+        const call_id = callId
         if (outcome === 'ringing') {
-          await appendEvents(trx, channel, [calleeId], { type: 'call_request', actorId: callerId, payload: { call_id: callId, offer: offer ?? null } })
+          await eventLog.append(trx, [calleeId], { type: 'call_request', actorId: callerId, payload: { call_id, offer: offer ?? null } })
+        } else if (outcome === 'busy') {
+          await eventLog.append(trx, [callerId], { type: 'call_busy', actorId: calleeId, payload: { call_id } })
         } else {
-          await appendEvents(trx, channel, [callerId], { type: `call_${outcome}`, actorId: calleeId, payload: { call_id: callId } })
-          if (outcome === 'offline') await appendEvents(trx, channel, [calleeId], { type: 'call_missed', actorId: callerId, payload: { call_id: callId } })
+          await eventLog.append(trx, [callerId], { type: 'call_offline', actorId: calleeId, payload: { call_id } })
+          await eventLog.append(trx, [calleeId], { type: 'call_missed', actorId: callerId, payload: { call_id } })
         }
         return { call_id: callId, status: outcome, ring_seconds: config.callRingSeconds }
       })
@@ -104,7 +113,7 @@ export function createCalls({ db, config, channel, clock }: ServiceDeps, presenc
       return db.transaction(async (trx) => {
         const call = await partyCall(trx, calleeId, callId, ['ringing'], 'callee')
         await setCallState(trx, call.id, 'active')
-        await appendEvents(trx, channel, [call.caller_id], {
+        await eventLog.append(trx, [call.caller_id], {
           type: 'call_accepted',
           actorId: calleeId,
           payload: { call_id: call.id, answer: answer ?? null, ice_servers: config.iceServers },
@@ -127,7 +136,7 @@ export function createCalls({ db, config, channel, clock }: ServiceDeps, presenc
       checkSignal(payload, 'payload')
       await db.transaction(async (trx) => {
         const call = await partyCall(trx, userId, callId, ['ringing', 'active'])
-        await appendEvents(trx, channel, [otherParty(call, userId)], { type: 'call_signal', actorId: userId, payload: { call_id: call.id, payload } })
+        await eventLog.append(trx, [otherParty(call, userId)], { type: 'call_signal', actorId: userId, payload: { call_id: call.id, payload } })
       })
     },
 

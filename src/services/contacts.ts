@@ -3,24 +3,22 @@
 // tells the other side through its event log.
 import type { Knex } from 'knex'
 import { ContactStatus, getContactStatus, removeContact, setContactStatus } from '../data/contacts.js'
-import { findUserById, findUserByLogin, lockUserPair } from '../data/users.js'
-import { appendEvents } from '../data/events.js'
+import { findUserById, findUserByLogin } from '../data/users.js'
 import { AlreadyContact, BadRequest, InvalidState, NotFound } from '../errors.js'
+import type { NewEvent } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
 
 export const ContactReply = { accept: 1, deny: 2, cancel: 3 } as const
 
-export function createContacts({ db, channel }: ServiceDeps) {
+export function createContacts({ db, eventLog }: ServiceDeps) {
   async function inPair<T>(me: number, other: number, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
     return db.transaction(async (trx) => {
-      await lockUserPair(trx, me, other)
+      await eventLog.lockUsers(trx, [me, other])
       return work(trx)
     })
   }
 
-  function tell(trx: Knex.Transaction, to: number, from: number, type: string, status?: ContactStatus) {
-    return appendEvents(trx, channel, [to], { actorId: from, type, payload: status === undefined ? undefined : { status } })
-  }
+  const tell = (trx: Knex.Transaction, to: number, event: NewEvent) => eventLog.append(trx, [to], event)
 
   async function resolve(by: { contactUid?: number; login?: string }) {
     if (by.contactUid !== undefined) return findUserById(db, by.contactUid)
@@ -41,13 +39,13 @@ export function createContacts({ db, channel }: ServiceDeps) {
         if (mine === ContactStatus.incoming) {
           await setContactStatus(trx, me, other.id, ContactStatus.friends)
           await setContactStatus(trx, other.id, me, ContactStatus.friends)
-          await tell(trx, other.id, me, 'contact_accepted', ContactStatus.friends)
+          await tell(trx, other.id, { type: 'contact_accepted', actorId: me, payload: { status: ContactStatus.friends } })
           return ContactStatus.friends
         }
         // No relation yet, or they denied an earlier request: asking again is allowed.
         await setContactStatus(trx, me, other.id, ContactStatus.outgoing)
         await setContactStatus(trx, other.id, me, ContactStatus.incoming)
-        await tell(trx, other.id, me, 'contact_request', ContactStatus.incoming)
+        await tell(trx, other.id, { type: 'contact_request', actorId: me, payload: { status: ContactStatus.incoming } })
         return ContactStatus.outgoing
       })
       return { contact_uid: other.id, login: other.login, status }
@@ -65,18 +63,18 @@ export function createContacts({ db, channel }: ServiceDeps) {
           if (mine !== ContactStatus.outgoing) throw new InvalidState('You have no outgoing request to this user')
           await removeContact(trx, me, otherId)
           await removeContact(trx, otherId, me)
-          await tell(trx, otherId, me, 'contact_cancelled')
+          await tell(trx, otherId, { type: 'contact_cancelled', actorId: me })
           return
         }
         if (mine !== ContactStatus.incoming) throw new InvalidState('This user has not asked you')
         if (reply === ContactReply.accept) {
           await setContactStatus(trx, me, otherId, ContactStatus.friends)
           await setContactStatus(trx, otherId, me, ContactStatus.friends)
-          await tell(trx, otherId, me, 'contact_accepted', ContactStatus.friends)
+          await tell(trx, otherId, { type: 'contact_accepted', actorId: me, payload: { status: ContactStatus.friends } })
         } else {
           await removeContact(trx, me, otherId)
           await setContactStatus(trx, otherId, me, ContactStatus.denied)
-          await tell(trx, otherId, me, 'contact_denied', ContactStatus.denied)
+          await tell(trx, otherId, { type: 'contact_denied', actorId: me, payload: { status: ContactStatus.denied } })
         }
       })
       return { contact_uid: otherId, status: reply }
@@ -92,7 +90,7 @@ export function createContacts({ db, channel }: ServiceDeps) {
         const theirs = await getContactStatus(trx, other.id, me)
         await removeContact(trx, me, other.id)
         await removeContact(trx, other.id, me)
-        if (theirs !== undefined) await tell(trx, other.id, me, 'contact_deleted')
+        if (theirs !== undefined) await tell(trx, other.id, { type: 'contact_deleted', actorId: me })
       })
     },
   }

@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { Clock } from '../clock.js'
-import type { EventHub } from '../event-hub.js'
+import type { EventLog } from '../event-log/index.js'
 import type { Mailer } from '../plugins/mailer.js'
 import type { SessionCache } from '../session-cache.js'
 
@@ -10,19 +10,21 @@ import type { SessionCache } from '../session-cache.js'
 export interface ServiceDeps {
   db: Knex
   config: Config
-  /** The NOTIFY channel of this database schema's event log. */
-  channel: string
-  hub: EventHub
+  /** The only way into users' logs (src/event-log/). */
+  eventLog: EventLog
   /** Live sessions (revocations through any process reach it). */
   sessions: SessionCache
   clock: Clock
   mailer: Mailer
   log: FastifyBaseLogger
-  signToken(claims: SessionClaims): string
+  /** A session token that expires (`exp`) at `expiresAtMs` on the app's clock, with its session. */
+  signToken(claims: SessionClaims, expiresAtMs: number): string
 }
 
 /** The claims of a session token. */
 export interface SessionClaims {
   uid: number
   sid: number
+  /** Expiry, UNIX seconds (set when the token is signed). */
+  exp?: number
 }

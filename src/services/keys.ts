@@ -1,13 +1,12 @@
 // Public keys for end-to-end encryption. The server stores them as opaque text and never
 // reads them; friends (and the owner) may fetch them, and every change is a `key_changed`
 // event to the owner's friends, so their clients re-fetch before encrypting again.
-import { appendEvents } from '../data/events.js'
 import { friendIds, getContactStatus, ContactStatus } from '../data/contacts.js'
 import { deletePublicKey, listPublicKeys, upsertPublicKey } from '../data/public-keys.js'
 import { NotFound, NotFriends, InvalidState } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 
-export function createKeys({ db, config, channel }: ServiceDeps) {
+export function createKeys({ db, config, eventLog }: ServiceDeps) {
   return {
     async publish(userId: number, key: { keyId: string; algorithm: string; key: string }): Promise<void> {
       await db.transaction(async (trx) => {
@@ -18,7 +17,7 @@ export function createKeys({ db, config, channel }: ServiceDeps) {
           throw new InvalidState(`At most ${config.maxPublicKeys} keys; delete one first`)
         }
         if (await upsertPublicKey(trx, userId, key)) {
-          await appendEvents(trx, channel, await friendIds(trx, userId), { type: 'key_changed', actorId: userId, payload: { key_id: key.keyId, action: 'published' } })
+          await eventLog.append(trx, await friendIds(trx, userId), { type: 'key_changed', actorId: userId, payload: { key_id: key.keyId, action: 'published' } })
         }
       })
     },
@@ -26,7 +25,7 @@ export function createKeys({ db, config, channel }: ServiceDeps) {
     async remove(userId: number, keyId: string): Promise<void> {
       await db.transaction(async (trx) => {
         if (!(await deletePublicKey(trx, userId, keyId))) throw new NotFound('No such key')
-        await appendEvents(trx, channel, await friendIds(trx, userId), { type: 'key_changed', actorId: userId, payload: { key_id: keyId, action: 'deleted' } })
+        await eventLog.append(trx, await friendIds(trx, userId), { type: 'key_changed', actorId: userId, payload: { key_id: keyId, action: 'deleted' } })
       })
     },
 

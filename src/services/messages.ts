@@ -1,17 +1,16 @@
 // Messages, direct and in rooms, and their life: send, edit, delete, clear, history,
 // search, read markers, dialogs.
 //
-// A send is one transaction, answered only after it committed (a direct text shares it
-// with the direct texts sent at the same time: group commit, src/data/direct-send.ts).
-// It first locks the conversation (a direct chat: both users' rows, in id order; a room:
-// the room's row), so message ids grow in commit order within a conversation: history
-// paged by id never skips a message that committed late. Then it stores the message and
-// appends it to the recipients' logs (a room: every member but the sender, in one
-// statement).
+// A send is answered only after it committed: a direct message shares one statement and
+// one commit with the direct messages sent at the same time (group commit, in the event
+// log, src/event-log/); a room message is a transaction of its own. A send first locks the
+// conversation (a direct chat: both users' logs, in id order; a room: the room's row), so
+// message ids grow in commit order within a conversation: history paged by id never skips
+// a message that committed late. Then it stores the message and appends it to the
+// recipients' logs (a room: every member but the sender, in one statement).
 // Idempotent per (sender, client_msg_id): a retry, even one racing the first request,
 // returns the first message's reply and stores nothing.
 import type { Knex } from 'knex'
-import { ContactStatus, getContactStatus } from '../data/contacts.js'
 import {
   advanceMark,
   dialogPage,
@@ -24,20 +23,14 @@ import {
   lastMessageId,
   markDeleted,
   searchMessages,
-  touchDirectDialogs,
   unreadCount,
   type Conversation,
-  type MessageKind,
   type MessageRow,
   type Page,
 } from '../data/messages.js'
-import { appendBroadcast, appendEvents, lockBroadcasts } from '../data/events.js'
-import { MAX_DIRECT_SEND_BATCH, sendDirectMessages, type DirectSend, type DirectSendResult } from '../data/direct-send.js'
-import { createBatcher } from '../batcher.js'
-import { isDatabaseUnavailable } from '../database.js'
 import { attachFile } from '../data/files.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
-import { findUserById, lockUserPair } from '../data/users.js'
+import { findUserById } from '../data/users.js'
 import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
@@ -48,7 +41,7 @@ export interface OutgoingMessage {
   toUid?: number
   roomId?: number
   text: string
-  kind?: MessageKind
+  kind?: 'text' | 'sticker'
   clientMsgId?: string
   ciphertexts?: Record<string, string>
   /** An upload of the sender's to attach. */
@@ -70,18 +63,7 @@ async function attachUpload(trx: Knex.Transaction, senderId: number, message: Ou
   if (message.fileId !== undefined && !(await attachFile(trx, message.fileId, senderId))) throw new NotFound('No such file among your uploads')
 }
 
-// Direct sends in flight at once, each a batch (src/batcher.ts). One: the next batch
-// gathers everything that arrives while the database writes this one, which measured
-// fastest (a second batch in flight only competes with the first for the same cores).
-const DIRECT_SEND_BATCHES_IN_FLIGHT = 1
-
-export function createMessages({ db, config, channel }: ServiceDeps, rooms: Rooms) {
-  const directSends = createBatcher<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
-    maxBatch: MAX_DIRECT_SEND_BATCH,
-    maxInFlight: DIRECT_SEND_BATCHES_IN_FLIGHT,
-    failsEveryItem: isDatabaseUnavailable,
-  })
-
+export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Rooms) {
   function checkText(text: string) {
     if ([...text].length > config.maxMessageChars) throw new BadRequest(`Message longer than ${config.maxMessageChars} characters`)
   }
@@ -114,7 +96,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
       const role = await rooms.requireMember(trx, message.room_id, userId)
       if (message.sender_id === userId || (allowModerators && isModerator(role))) return message
     } else if (message.sender_id === userId) {
-      await lockUserPair(trx, message.sender_id, message.recipient_id!)
+      await eventLog.lockUsers(trx, [message.sender_id, message.recipient_id!])
       return message
     } else if (message.recipient_id !== userId) {
       throw new NotFound('No such message')
@@ -131,19 +113,6 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     }
   }
 
-  /** A direct message with an attachment: the transactional path. */
-  async function sendDirect(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
-    const toUid = message.toUid!
-    await lockUserPair(trx, senderId, toUid)
-    if ((await getContactStatus(trx, senderId, toUid)) !== ContactStatus.friends) throw new NotFriends('You can only write to accepted contacts')
-    await attachUpload(trx, senderId, message)
-    const inserted = await insertMessage(trx, { senderId, recipientId: toUid, ...messageFields(message) })
-    if (!inserted) return undefined
-    await touchDirectDialogs(trx, senderId, toUid, inserted.id)
-    await appendEvents(trx, channel, [toUid], { actorId: senderId, type: 'message', messageId: inserted.id })
-    return inserted
-  }
-
   async function sendToRoom(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
     const roomId = message.roomId!
     await rooms.inRoomLocked(trx, roomId)
@@ -152,35 +121,27 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
-    await appendEvents(trx, channel, recipients, { actorId: senderId, type: 'message', messageId: inserted.id })
+    await eventLog.appendMessage(trx, recipients, senderId, inserted.id)
     return inserted
   }
 
-  /** A direct text or sticker: the hot path, group-committed with concurrent ones (src/data/direct-send.ts). */
-  async function sendDirectGrouped(senderId: number, message: OutgoingMessage) {
-    const sent = await directSends.submit({
-      senderId,
-      recipientId: message.toUid!,
-      text: message.text,
-      kind: message.kind === 'sticker' ? 'sticker' : 'text',
-      clientMsgId: message.clientMsgId,
-      ciphertexts: message.ciphertexts,
-    })
+  /** A direct message: the hot path, group-committed with concurrent ones (src/event-log/). */
+  async function sendDirect(senderId: number, message: OutgoingMessage) {
+    const fields = messageFields(message)
+    const sent = await eventLog.sendDirect({ senderId, recipientId: message.toUid!, ...fields, kind: fields.kind ?? 'text' })
     if (sent.outcome === 'not_friends') throw new NotFriends('You can only write to accepted contacts')
+    if (sent.outcome === 'no_file') throw new NotFound('No such file among your uploads')
     if (sent.outcome === 'raced') return (await findMessageByClientId(db, senderId, message.clientMsgId!))!
     return { id: sent.id, time: sent.time }
   }
 
   return {
-    /** Direct-send statements and the sends they carried (for /metrics). */
-    directSendStats: () => ({ statements: directSends.stats.batches, sends: directSends.stats.items }),
-
     async send(senderId: number, message: OutgoingMessage) {
       conversationOf({ to_uid: message.toUid, room_id: message.roomId })
       checkText(message.text)
-      if (message.toUid !== undefined) checkDirectTarget(senderId, message)
-      if (message.toUid !== undefined && message.fileId === undefined) {
-        const stored = await sendDirectGrouped(senderId, message)
+      if (message.toUid !== undefined) {
+        checkDirectTarget(senderId, message)
+        const stored = await sendDirect(senderId, message)
         return { msg_id: stored.id, time: stored.time }
       }
       const stored = await db.transaction(async (trx) => {
@@ -188,9 +149,8 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
           const earlier = await findMessageByClientId(trx, senderId, message.clientMsgId)
           if (earlier) return earlier
         }
-        const inserted = message.roomId !== undefined ? await sendToRoom(trx, senderId, message) : await sendDirect(trx, senderId, message)
         // Lost a race with a retry that used the same client_msg_id: answer with its message.
-        return inserted ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
+        return (await sendToRoom(trx, senderId, message)) ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
       })
       return { msg_id: stored.id, time: stored.time }
     },
@@ -205,10 +165,10 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
       const isAdmin = sender && config.adminLogins.some((login) => login.toLowerCase() === sender.login.toLowerCase())
       if (!isAdmin) throw new Forbidden('Only administrators may broadcast')
       const stored = await db.transaction(async (trx) => {
-        await lockBroadcasts(trx, channel)
+        await eventLog.lockBroadcasts(trx)
         const inserted = await insertMessage(trx, { senderId, text, kind: 'broadcast', clientMsgId })
         if (!inserted) return (await findMessageByClientId(trx, senderId, clientMsgId!))!
-        await appendBroadcast(trx, channel, inserted.id)
+        await eventLog.appendBroadcast(trx, inserted.id)
         return inserted
       })
       return { msg_id: stored.id, time: stored.time }
@@ -219,7 +179,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
       return db.transaction(async (trx) => {
         const message = await changeableMessage(trx, userId, msgId, false)
         const editedAt = await editMessage(trx, msgId, text)
-        await appendEvents(trx, channel, await audienceOf(trx, message), {
+        await eventLog.append(trx, await audienceOf(trx, message), {
           actorId: userId,
           type: 'message_edited',
           payload: { msg_id: msgId, msg: text, edited_at: editedAt, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
@@ -232,7 +192,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
       await db.transaction(async (trx) => {
         const message = await changeableMessage(trx, userId, msgId, true)
         await markDeleted(trx, msgId)
-        await appendEvents(trx, channel, await audienceOf(trx, message), {
+        await eventLog.append(trx, await audienceOf(trx, message), {
           actorId: userId,
           type: 'message_deleted',
           payload: { msg_id: msgId, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
@@ -249,7 +209,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
           if (role !== 'owner') throw new Forbidden('Only the owner may clear a room\'s history')
           const through = await lastMessageId(trx, userId, conversation)
           await updateRoom(trx, roomId, { cleared_through: through })
-          await rooms.tellMembers(trx, roomId, userId, 'history_cleared', { through_msg_id: through })
+          await rooms.tellMembers(trx, roomId, { type: 'history_cleared', actorId: userId, payload: { room_id: roomId, through_msg_id: through } })
         })
         return
       }
@@ -257,7 +217,7 @@ export function createMessages({ db, config, channel }: ServiceDeps, rooms: Room
       await db.transaction(async (trx) => {
         const through = await lastMessageId(trx, userId, conversation)
         await advanceMark(trx, userId, conversation, 'cleared_through', through)
-        await appendEvents(trx, channel, [userId], { actorId: userId, type: 'history_cleared', payload: { to_uid: conversation.peerId, through_msg_id: through } })
+        await eventLog.append(trx, [userId], { actorId: userId, type: 'history_cleared', payload: { to_uid: conversation.peerId, through_msg_id: through } })
       })
     },
 

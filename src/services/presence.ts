@@ -9,12 +9,11 @@
 // seen within the grace period. Every change happens in one transaction that locks the
 // user and the friends (id order) and re-checks the state, so of several processes only
 // one announces it, and friends' logs get the events in the order the changes committed.
-import { appendEvents } from '../data/events.js'
 import { friendIds } from '../data/contacts.js'
-import { friendsPresence, lastSeenMs, lockPresence, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
+import { friendsPresence, lastSeenMs, presenceOf, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
 import type { ServiceDeps } from './deps.js'
 
-export function createPresence({ db, config, channel, hub, clock }: ServiceDeps) {
+export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
   const sweepMs = config.presenceSweepSeconds * 1000
   const graceMs = config.presenceGraceSeconds * 1000
   /** When this process last recorded each user as seen. */
@@ -26,7 +25,8 @@ export function createPresence({ db, config, channel, hub, clock }: ServiceDeps)
   async function change(userId: number, online: boolean): Promise<void> {
     await db.transaction(async (trx) => {
       const friends = await friendIds(trx, userId)
-      const state = await lockPresence(trx, userId, friends)
+      await eventLog.lockUsers(trx, [userId, ...friends])
+      const state = await presenceOf(trx, userId)
       if (!state || state.online === online) return
       // Re-checked under the lock: seen within the grace period means online, else offline.
       // (A sweep may record a poll that ended longer ago than that: no flip then.)
@@ -34,7 +34,7 @@ export function createPresence({ db, config, channel, hub, clock }: ServiceDeps)
       if (online !== seenRecently) return
       await setOnline(trx, userId, online)
       const lastSeen = state.lastSeenMs === null ? null : Math.floor(state.lastSeenMs / 1000)
-      await appendEvents(trx, channel, friends, { type: 'presence', actorId: userId, payload: { online, last_seen: lastSeen } })
+      await eventLog.append(trx, friends, { type: 'presence', actorId: userId, payload: { online, last_seen: lastSeen } })
     })
   }
 
@@ -61,7 +61,7 @@ export function createPresence({ db, config, channel, hub, clock }: ServiceDeps)
       const now = clock.now()
       const seen = new Map(endedAt)
       endedAt.clear()
-      for (const userId of hub.heldUserIds()) seen.set(userId, now)
+      for (const userId of eventLog.polls.heldUserIds()) seen.set(userId, now)
       for (const userId of seen.keys()) recordedAt.set(userId, now)
       for (const [userId, at] of recordedAt) if (now - at >= sweepMs && !seen.has(userId)) recordedAt.delete(userId)
       await record(seen)
@@ -79,7 +79,7 @@ export function createPresence({ db, config, channel, hub, clock }: ServiceDeps)
      * within two sweeps (a held poll is recorded at every sweep of its process).
      */
     async hasLivePoll(userId: number): Promise<boolean> {
-      if (hub.holdsPollOf(userId)) return true
+      if (eventLog.polls.holdsPollOf(userId)) return true
       const seen = await lastSeenMs(db, userId)
       return seen !== null && seen >= clock.now() - 2 * sweepMs
     },

@@ -19,9 +19,9 @@ import {
   type RoomRow,
   type RoomType,
 } from '../data/rooms.js'
-import { appendEvents } from '../data/events.js'
 import { findUserById } from '../data/users.js'
 import { BadRequest, Forbidden, InvalidState, NotFound } from '../errors.js'
+import type { NewEvent } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
 
 const RANK: Record<Role, number> = { banned: -1, member: 1, moderator: 2, owner: 3 }
@@ -30,7 +30,7 @@ export function isModerator(role: Role | undefined): boolean {
   return role === 'owner' || role === 'moderator'
 }
 
-export function createRooms({ db, channel }: ServiceDeps) {
+export function createRooms({ db, eventLog }: ServiceDeps) {
   /** Runs `work` with the room locked; 404 when there is no such room. */
   async function inRoom<T>(roomId: number, work: (trx: Knex.Transaction, room: RoomRow) => Promise<T>): Promise<T> {
     return db.transaction(async (trx) => {
@@ -40,10 +40,9 @@ export function createRooms({ db, channel }: ServiceDeps) {
     })
   }
 
-  /** Tells every member (and `extra`, e.g. someone just removed) about a change. */
-  async function tellMembers(trx: Knex.Transaction, roomId: number, actorId: number, type: string, payload: Record<string, unknown>, extra: number[] = []) {
-    const members = await memberIds(trx, roomId)
-    await appendEvents(trx, channel, [...new Set([...members, ...extra])], { actorId, type, payload: { room_id: roomId, ...payload } })
+  /** Tells every member of the room (and `extra`, e.g. someone just removed) about a change. */
+  async function tellMembers(trx: Knex.Transaction, roomId: number, event: NewEvent, extra: number[] = []) {
+    await eventLog.append(trx, [...(await memberIds(trx, roomId)), ...extra], event)
   }
 
   async function requireRole(trx: Knex, roomId: number, userId: number, allowed: (role: Role | undefined) => boolean, why: string): Promise<Role> {
@@ -93,7 +92,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
     async remove(userId: number, roomId: number): Promise<void> {
       await inRoom(roomId, async (trx, room) => {
         await requireRole(trx, roomId, userId, (role) => role === 'owner', 'Only the owner may delete the room')
-        await tellMembers(trx, roomId, userId, 'room_deleted', { name: room.name })
+        await tellMembers(trx, roomId, { type: 'room_deleted', actorId: userId, payload: { room_id: roomId, name: room.name } })
         await deleteRoom(trx, roomId)
       })
     },
@@ -103,11 +102,11 @@ export function createRooms({ db, channel }: ServiceDeps) {
         await requireRole(trx, roomId, userId, isModerator, 'Only moderators and the owner may change the room')
         if (changes.name !== undefined) {
           await updateRoom(trx, roomId, { name: changes.name })
-          await tellMembers(trx, roomId, userId, 'room_renamed', { name: changes.name })
+          await tellMembers(trx, roomId, { type: 'room_renamed', actorId: userId, payload: { room_id: roomId, name: changes.name } })
         }
         if (changes.description !== undefined) {
           await updateRoom(trx, roomId, { description: changes.description })
-          await tellMembers(trx, roomId, userId, 'room_described', { description: changes.description })
+          await tellMembers(trx, roomId, { type: 'room_described', actorId: userId, payload: { room_id: roomId, description: changes.description } })
         }
       })
       return roomView(db, roomId)
@@ -120,7 +119,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         if (role !== undefined) return // already a member
         if (room.type !== 'public') throw new Forbidden('This room is private: a moderator must invite you')
         await setRole(trx, roomId, userId, 'member')
-        await tellMembers(trx, roomId, userId, 'member_joined', { uid: userId })
+        await tellMembers(trx, roomId, { type: 'member_joined', actorId: userId, payload: { room_id: roomId, uid: userId } })
       })
       return { ...(await roomView(db, roomId)), role: (await getRole(db, roomId, userId)) as Role }
     },
@@ -133,7 +132,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         if (role === 'banned') throw new Forbidden('This user is banned from the room')
         if (role !== undefined) return
         await setRole(trx, roomId, inviteeId, 'member')
-        await tellMembers(trx, roomId, userId, 'member_joined', { uid: inviteeId, invited_by: userId })
+        await tellMembers(trx, roomId, { type: 'member_joined', actorId: userId, payload: { room_id: roomId, uid: inviteeId, invited_by: userId } })
       })
     },
 
@@ -142,7 +141,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         const role = await requireRole(trx, roomId, userId, () => true, '')
         if (role === 'owner') throw new InvalidState('The owner cannot leave: delete the room instead')
         await removeMember(trx, roomId, userId)
-        await tellMembers(trx, roomId, userId, 'member_left', { uid: userId }, [userId])
+        await tellMembers(trx, roomId, { type: 'member_left', actorId: userId, payload: { room_id: roomId, uid: userId } }, [userId])
       })
     },
 
@@ -173,7 +172,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         if (current !== 'member' && current !== 'moderator') throw new NotFound('Not a member of this room')
         if (current === role) return
         await setRole(trx, roomId, memberId, role)
-        await tellMembers(trx, roomId, userId, 'role_changed', { uid: memberId, role })
+        await tellMembers(trx, roomId, { type: 'role_changed', actorId: userId, payload: { room_id: roomId, uid: memberId, role } })
       })
     },
 
@@ -184,7 +183,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         const targetRole = await requireAuthorityOver(trx, roomId, userId, targetId)
         if (targetRole === 'banned') return
         // Told before the change, so the banned user learns it too; nothing after reaches them.
-        await tellMembers(trx, roomId, userId, 'member_banned', { uid: targetId }, [targetId])
+        await tellMembers(trx, roomId, { type: 'member_banned', actorId: userId, payload: { room_id: roomId, uid: targetId } }, [targetId])
         await setRole(trx, roomId, targetId, 'banned')
       })
     },
@@ -194,7 +193,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
         await requireRole(trx, roomId, userId, isModerator, 'Only moderators and the owner may unban')
         if ((await getRole(trx, roomId, targetId)) !== 'banned') throw new InvalidState('This user is not banned')
         await removeMember(trx, roomId, targetId)
-        await tellMembers(trx, roomId, userId, 'member_unbanned', { uid: targetId }, [targetId])
+        await tellMembers(trx, roomId, { type: 'member_unbanned', actorId: userId, payload: { room_id: roomId, uid: targetId } }, [targetId])
       })
     },
 
@@ -202,7 +201,7 @@ export function createRooms({ db, channel }: ServiceDeps) {
       await inRoom(roomId, async (trx) => {
         const targetRole = await requireAuthorityOver(trx, roomId, userId, targetId)
         if (targetRole === undefined || targetRole === 'banned') throw new NotFound('Not a member of this room')
-        await tellMembers(trx, roomId, userId, 'member_kicked', { uid: targetId }, [targetId])
+        await tellMembers(trx, roomId, { type: 'member_kicked', actorId: userId, payload: { room_id: roomId, uid: targetId } }, [targetId])
         await removeMember(trx, roomId, targetId)
       })
     },

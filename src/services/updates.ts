@@ -8,15 +8,12 @@
 // never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
 // logout (401), when the same session polls again, or when the client goes away.
 // A poll that may wait, whose cursor is where this process last saw the log end, waits
-// before its first read (src/log-tails.ts); the polls one commit wakes read together.
+// before its first read; the polls one commit wakes read together (src/event-log/read.ts).
 // The session is checked again once the poll is subscribed (a logout racing the
 // subscription finds the waiter, or is seen by this check) and before any entries are
 // handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
-import { readLogs, type LogEntry, type LogRead } from '../data/events.js'
-import { createBatcher } from '../batcher.js'
-import { isDatabaseUnavailable } from '../database.js'
-import { LogTails } from '../log-tails.js'
+import { render } from '../event-log/index.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
@@ -33,22 +30,10 @@ export interface PollRequest {
   signal: AbortSignal
 }
 
-// Group reads (src/batcher.ts): at most this many polls' reads per statement, and one
-// statement at a time, so the reads that queue behind it leave together.
-const LOG_READS_PER_STATEMENT = 64
-const LOG_READ_STATEMENTS_IN_FLIGHT = 1
-
-export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presence: Presence) {
+export function createUpdates({ db, config, eventLog, sessions, clock }: ServiceDeps, presence: Presence) {
   // Position updates written after a reply went out but not yet committed, per user: the
   // desktop client polls again at once on the same connection, and that poll must see them.
   const pendingAcks = new Map<number, Promise<void>>()
-  const tails = new LogTails(hub)
-  // Group reads: the polls one commit wakes read their logs in one statement.
-  const logReads = createBatcher<LogRead, LogEntry[]>((reads) => readLogs(db, reads, config.pollBatchLimit), {
-    maxBatch: LOG_READS_PER_STATEMENT,
-    maxInFlight: LOG_READ_STATEMENTS_IN_FLIGHT,
-    failsEveryItem: isDatabaseUnavailable,
-  })
   /** Polls that waited without a first read: for /metrics. */
   let skippedReads = 0
 
@@ -56,60 +41,19 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
     if ((await sessions.userOf(request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
   }
 
-  /** Reads the log after `from`, and remembers where it ended when the read reached the end. */
-  async function readToEnd(userId: number, from: number): Promise<LogEntry[]> {
-    const token = tails.readStarting(userId)
-    const entries = await logReads.submit({ userId, after: from })
-    if (entries.length < config.pollBatchLimit) tails.readEnded(userId, token, entries.length > 0 ? entries[entries.length - 1].pos : from)
-    return entries
-  }
-
   async function serverKeptPosition(userId: number): Promise<number> {
     await pendingAcks.get(userId)
     return getAckedPosition(db, userId)
   }
 
-  function render(entries: LogEntry[]) {
-    const msg_array = []
-    const events_array = []
-    for (const entry of entries) {
-      if (entry.type === 'message') {
-        // A message deleted since: its entry still moves the cursor, but is not shown.
-        if (entry.message_id === null || entry.deleted) continue
-        msg_array.push({
-          msg_id: entry.message_id,
-          sender_uid: entry.actor_id,
-          sender_login: entry.actor_login,
-          time: entry.message_time ?? Math.floor(entry.pos / 1e6),
-          text: entry.text ?? '',
-          kind: entry.kind ?? 'text',
-          ...(entry.room_id !== null ? { room_id: entry.room_id } : {}),
-          ...(entry.edited_at !== null ? { edited_at: entry.edited_at } : {}),
-          ...(entry.ciphertext !== null ? { ciphertext: entry.ciphertext } : {}),
-          ...(entry.file !== null ? { file: entry.file } : {}),
-        })
-      } else {
-        events_array.push({
-          ...entry.payload,
-          eid: entry.id,
-          type: entry.type,
-          ruid: entry.actor_id,
-          text: entry.actor_login,
-          time: Math.floor(entry.pos / 1e6),
-        })
-      }
-    }
-    return { msg_array, events_array }
-  }
-
   return {
     /** Log-read statements and the reads they carried, and reads skipped. */
-    logReadStats: () => ({ statements: logReads.stats.batches, reads: logReads.stats.items, skipped: skippedReads }),
+    skippedReads: () => skippedReads,
 
     async poll(request: PollRequest) {
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
-      const deadline = Date.now() + holdMs
-      const waiter = await hub.subscribe(request.userId, request.sessionId)
+      const deadline = clock.now() + holdMs
+      const waiter = await eventLog.subscribe(request.userId, request.sessionId)
       const onGone = () => waiter.wake('gone')
       request.signal.addEventListener('abort', onGone)
       if (request.signal.aborted) onGone()
@@ -119,31 +63,31 @@ export function createUpdates({ db, config, hub, sessions }: ServiceDeps, presen
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
         if (request.lastTime) {
           // Never past now: a client clock in the future must not skip what is still to come.
-          const floorUs = Math.min(Math.floor(request.lastTime), Math.floor(Date.now() / 1000)) * 1e6 - 1
+          const floorUs = Math.min(Math.floor(request.lastTime), Math.floor(clock.now() / 1000)) * 1e6 - 1
           from = Math.max(from, floorUs)
         }
         // A poll that may wait, with nothing after its cursor as far as this process knows
-        // (src/log-tails.ts), waits before its first read; however the wait ends, it reads
+        // (the log tails of src/event-log/read.ts), waits before its first read; however the wait ends, it reads
         // before it answers (so a wake-up still on its way, or lost with a LISTEN connection
         // that died silently, costs latency, never an entry). A poll that may not wait
         // (timeout 0) reads at once.
-        const waitFirst = holdMs > 0 && tails.nothingAfter(request.userId, from)
+        const waitFirst = holdMs > 0 && eventLog.nothingAfter(request.userId, from)
         if (waitFirst) skippedReads++
-        let entries = waitFirst ? [] : await readToEnd(request.userId, from)
+        let entries = waitFirst ? [] : await eventLog.read(request.userId, from)
         let read = !waitFirst
         for (;;) {
-          const remaining = deadline - Date.now()
+          const remaining = deadline - clock.now()
           if (entries.length > 0 || remaining <= 0) break
           const reason = await waiter.wait(remaining)
           if (reason === 'revoked') throw new Unauthorized('Session logged out')
           if (reason !== 'event') break
-          entries = await readToEnd(request.userId, from)
+          entries = await eventLog.read(request.userId, from)
           read = true
         }
-        if (!read) entries = await readToEnd(request.userId, from)
+        if (!read) entries = await eventLog.read(request.userId, from)
         if (entries.length > 0) await assertSessionLive(request)
         const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
-        return { server_time: Math.floor(Date.now() / 1000), cursor, ...render(entries) }
+        return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries) }
       } finally {
         request.signal.removeEventListener('abort', onGone)
         waiter.close()

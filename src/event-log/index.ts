@@ -1,0 +1,217 @@
+// The event log: one append-only, ordered log per user, plus one broadcast log that every
+// user's poll reads too. This module is its one owner: only here are positions numbered,
+// the logs' locks taken, entries appended, wake-ups encoded and decoded, logs read after a
+// cursor and entries rendered for the wire. Every writer (direct and room messages,
+// contacts, rooms, calls, presence, keys, broadcast, logout) goes through it.
+//
+// What it guarantees:
+// - Order: an append locks the user's `users` row (users in id order, so writers never
+//   deadlock) and takes max(previous + 1, now in µs) as the new position. The lock is held
+//   until commit, so positions along a log grow in commit order: once a reader has seen
+//   position p, nothing can later commit below p. (A global sequence read with
+//   `id > cursor` lacks this: a lower id can commit after a higher one was read.)
+// - Exactly once: a reader that always asks for what comes after the last position it
+//   was given never misses an entry and never sees one twice, whatever the number of
+//   writers and server processes. The same cursor gives the same answer.
+// - Broadcasts: one row whatever the number of users, written under an exclusive lock
+//   that every append takes shared, and read with the log in one snapshot, so a cursor
+//   never passes a broadcast that commits later.
+// - Wake-ups: a commit wakes the polls of the users whose logs grew, on every process,
+//   through one NOTIFY (wake-ups.ts); a poll subscribes before it reads.
+// - Durable: a send is answered only after its commit (group commit included).
+//
+// Files: catalogue.ts (the events), sql.ts (the statements, from shared fragments),
+// wake-ups.ts (NOTIFY to held polls), read.ts (reads and rendering).
+import type { Knex } from 'knex'
+import { createBatcher } from '../batcher.js'
+import type { Clock } from '../clock.js'
+import type { Config } from '../config.js'
+import { isDatabaseUnavailable } from '../database.js'
+import type { NewEvent } from './catalogue.js'
+import { createLogReader } from './read.js'
+import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
+import { HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, revocationPayloads, type ListenerOptions } from './wake-ups.js'
+
+export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
+export { render, type LogEntry } from './read.js'
+export type { WakeReason, WakeUp, Waiter } from './wake-ups.js'
+
+export interface DirectSend {
+  senderId: number
+  recipientId: number
+  text: string
+  kind: 'text' | 'sticker' | 'file'
+  clientMsgId?: string
+  ciphertexts?: Record<string, string>
+  /** The sender's upload to attach. */
+  fileId?: number
+}
+
+export type DirectSendResult =
+  | { outcome: 'sent' | 'repeated'; id: number; time: number }
+  | { outcome: 'not_friends' }
+  /** The file is not among the sender's uploads. */
+  | { outcome: 'no_file' }
+  /** Lost a race with a retry of the same client_msg_id: read the first one's reply. */
+  | { outcome: 'raced' }
+
+interface DirectSendRow {
+  status: number | null
+  file_ok: boolean
+  inserted_id: number | null
+  inserted_time: number | null
+  earlier_id: number | null
+  earlier_time: number | null
+}
+
+function resultOf(row: DirectSendRow): DirectSendResult {
+  if (row.earlier_id !== null) return { outcome: 'repeated', id: row.earlier_id, time: row.earlier_time! }
+  if (row.status !== 1) return { outcome: 'not_friends' }
+  if (!row.file_ok) return { outcome: 'no_file' }
+  if (row.inserted_id === null) return { outcome: 'raced' }
+  return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time! }
+}
+
+/** Stores and delivers `sends` (at most IDS_PER_NOTIFY, so one NOTIFY names every recipient) in one statement. */
+export async function sendDirectMessages(db: Knex, channel: string, sends: DirectSend[]): Promise<DirectSendResult[]> {
+  if (sends.length > IDS_PER_NOTIFY) throw new RangeError(`At most ${IDS_PER_NOTIFY} sends per statement`)
+  if (sends.length === 0) return []
+  const ciphertexts = (send: DirectSend) => (send.ciphertexts ? JSON.stringify(send.ciphertexts) : null)
+  if (sends.length === 1) {
+    const [send] = sends
+    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null]
+    return [resultOf((await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values))[0])]
+  }
+  const rows = await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [
+    channel,
+    sends.map((s) => s.senderId),
+    sends.map((s) => s.recipientId),
+    sends.map((s) => s.text),
+    sends.map((s) => s.kind),
+    sends.map((s) => s.clientMsgId ?? null),
+    sends.map(ciphertexts),
+    sends.map((s) => s.fileId ?? null),
+  ])
+  return rows.map(resultOf)
+}
+
+// Direct sends in flight at once, each a group (src/batcher.ts). One: the next group
+// gathers everything that arrives while the database writes this one, which measured
+// fastest (a second group in flight only competes with the first for the same cores).
+const DIRECT_SEND_GROUPS_IN_FLIGHT = 1
+
+export interface EventLogOptions {
+  db: Knex
+  config: Pick<Config, 'databaseUrl' | 'databaseSchema' | 'maxHeldPollsPerUser' | 'pollBatchLimit'>
+  clock: Clock
+  log: ListenerOptions['log']
+  noteFailure?: ListenerOptions['noteFailure']
+}
+
+export function createEventLog({ db, config, clock, log, noteFailure }: EventLogOptions) {
+  const channel = channelOf(config.databaseSchema)
+  const listener = new WakeUpListener({ connectionString: config.databaseUrl!, channel, log, noteFailure })
+  const polls = new HeldPolls(config.maxHeldPollsPerUser, clock)
+  const reader = createLogReader(db, config.pollBatchLimit, () => listener.listening)
+  listener.subscribe((wakeUp) => polls.handle(wakeUp))
+  listener.subscribe((wakeUp) => reader.handle(wakeUp))
+  // Group commit: concurrent direct sends share one statement and one commit.
+  const directSends = createBatcher<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
+    maxBatch: IDS_PER_NOTIFY,
+    maxInFlight: DIRECT_SEND_GROUPS_IN_FLIGHT,
+    failsEveryItem: isDatabaseUnavailable,
+  })
+
+  /** Appends one entry to the log of each of `userIds`, waking them at commit. */
+  async function appendEntry(trx: Knex.Transaction, userIds: number[], entry: { type: string; actorId: number; messageId?: number; payload?: object }) {
+    if (userIds.length === 0) return
+    await trx.raw(APPEND_SQL, [channel, userIds, entry.type, entry.actorId, entry.messageId ?? null, entry.payload ? JSON.stringify(entry.payload) : null, channel])
+  }
+
+  return {
+    listener,
+    polls,
+
+    // --- Writers ---------------------------------------------------------------------
+
+    /**
+     * Locks these users' logs for the transaction (in id order): what two users decide
+     * together (a contact, a call) then serialises with every append to their logs.
+     */
+    async lockUsers(trx: Knex.Transaction, userIds: number[]): Promise<{ id: number }[]> {
+      return (await trx.raw(LOCK_USERS_SQL, [userIds])).rows
+    },
+
+    /** Appends a catalogued event to the log of each of `userIds`, waking them at commit. */
+    append(trx: Knex.Transaction, userIds: number[], event: NewEvent): Promise<void> {
+      return appendEntry(trx, [...new Set(userIds)], event)
+    },
+
+    /** Appends a stored message to its recipients' logs (a room's members, in one statement). */
+    appendMessage(trx: Knex.Transaction, userIds: number[], senderId: number, messageId: number): Promise<void> {
+      return appendEntry(trx, userIds, { type: 'message', actorId: senderId, messageId })
+    },
+
+    /**
+     * Stores a direct message and appends it to the recipient's log, answered once
+     * committed: concurrent sends share one statement and one commit (group commit); a
+     * lone send goes out at once through the single-send statement.
+     */
+    sendDirect: (send: DirectSend) => directSends.submit(send),
+
+    /** Takes the exclusive broadcast lock; take it before storing the broadcast's message, so broadcasts' ids grow in log order too. */
+    async lockBroadcasts(trx: Knex.Transaction): Promise<void> {
+      await trx.raw(LOCK_BROADCASTS_SQL, [channel])
+    },
+
+    /** Appends a broadcast (one row, whatever the number of users) and wakes every poll; needs lockBroadcasts first. */
+    async appendBroadcast(trx: Knex.Transaction, messageId: number): Promise<void> {
+      await trx.raw(APPEND_BROADCAST_SQL, [messageId, channel])
+    },
+
+    /**
+     * Ends sessions: `revoke` marks them in the database and returns their ids; at commit
+     * their held polls end and their tokens are refused, on every process (here at once).
+     */
+    async revokeSessions(revoke: (trx: Knex.Transaction) => Promise<number[]>): Promise<number[]> {
+      const revoked = await db.transaction(async (trx) => {
+        const ids = await revoke(trx)
+        for (const payload of revocationPayloads(ids)) await trx.raw('SELECT pg_notify(?, ?)', [channel, payload])
+        return ids
+      })
+      if (revoked.length > 0) listener.dispatch({ kind: 'revoked', sessionIds: revoked })
+      return revoked
+    },
+
+    // --- Readers ---------------------------------------------------------------------
+
+    /** The position of the newest entry the user's polls can see: a new device polls from here. */
+    async head(userId: number): Promise<number> {
+      return (await db.raw(LOG_HEAD_SQL, [userId])).rows[0]?.head ?? 0
+    },
+
+    /** Registers a poll for wake-ups (once NOTIFYs are heard); subscribe before reading. */
+    async subscribe(userId: number, sessionId: number) {
+      await listener.listen()
+      return polls.subscribe(userId, sessionId)
+    },
+
+    read: reader.read,
+    nothingAfter: reader.nothingAfter,
+
+    /** For /metrics: direct-send statements and the sends they carried; read statements and reads. */
+    stats: () => ({ sends: directSends.stats, reads: reader.stats() }),
+
+    /** Answers every held poll (they reply with what they have). */
+    shutdown(): void {
+      polls.wakeAll('shutdown')
+    },
+
+    async close(): Promise<void> {
+      polls.wakeAll('shutdown')
+      await listener.close()
+    },
+  }
+}
+
+export type EventLog = ReturnType<typeof createEventLog>

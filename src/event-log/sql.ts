@@ -1,0 +1,248 @@
+// The event log's SQL: its rules as fragments, and every statement that reads or writes a
+// log assembled from them, so that each rule is written once:
+//   - the lock order: users' rows in id order, FOR NO KEY UPDATE, with the broadcast lock
+//     taken shared alongside (LOCK_LOGS);
+//   - the ordering rule: a log's next position is max(head + 1, now in µs) (NEXT_POSITION);
+//   - the wake-up: one NOTIFY naming the users whose logs grew, sent at commit (wake-ups.ts);
+//   - the wire shape of a message (MESSAGE_FIELDS), for history, dialogs and polls alike.
+// The hot paths (a direct send, a log read) run as named prepared statements: planned once
+// per connection instead of at every call.
+import type { Knex } from 'knex'
+import type pg from 'pg'
+import { wakeEveryoneSql, wakeUsersSql } from './wake-ups.js'
+
+/** Now, in microseconds since the epoch: the clock positions follow. */
+const NOW_US = '(extract(epoch FROM clock_timestamp()) * 1000000)::int8'
+
+/** The position after `head` for the `n`-th of `count` entries appended together: never before now. */
+const nextPosition = (head: string, count = '1', n = count) => `GREATEST(${head} + ${n}, ${NOW_US} + ${n} - 1)`
+
+/**
+ * Locks the logs of the users in the array `ids` (their `users` rows, in id order) and
+ * takes the broadcast lock shared, so that no append runs while a broadcast is in flight.
+ * FOR NO KEY UPDATE: inserting a row that references a user (a message's sender) takes
+ * FOR KEY SHARE on that user, which FOR UPDATE would wait for out of order.
+ */
+const lockLogs = (channel: string, ids: string) =>
+  `SELECT id, pg_advisory_xact_lock_shared(hashtext(${channel})) AS no_broadcast_in_flight
+     FROM users WHERE id = ANY(${ids}) ORDER BY id FOR NO KEY UPDATE`
+
+/** Moves each direct dialog in `pairs(owner, peer, msg_id)` to its newest message. */
+const upsertDirectDialogs = (pairs: string) =>
+  `INSERT INTO direct_dialogs (user_id, peer_id, last_msg_id, last_activity)
+   SELECT owner, peer, max(msg_id), now() FROM ${pairs} GROUP BY owner, peer
+   ON CONFLICT (user_id, peer_id) DO UPDATE SET last_msg_id = excluded.last_msg_id, last_activity = excluded.last_activity`
+
+const seconds = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
+
+/** A message's file as replies show it, over a messages row `m`. */
+const MESSAGE_FILE = `(SELECT json_build_object('file_id', f.id, 'name', f.name, 'size', f.size, 'content_type', f.content_type, 'sha256', f.sha256)
+   FROM files f WHERE f.id = m.file_id)`
+
+/**
+ * A message as every reply shows it (the Message schema), over a messages row `m` and its
+ * sender's users row `u`, as `viewer` (a SQL expression) sees it: their own ciphertext only.
+ */
+const messageFields = (viewer: string): [string, string][] => [
+  ['msg_id', 'm.id'],
+  ['sender_uid', 'm.sender_id'],
+  ['sender_login', 'u.login'],
+  ['time', seconds('m.created_at')],
+  ['text', 'm.text'],
+  ['kind', 'm.kind'],
+  ['room_id', 'm.room_id'],
+  ['to_uid', 'm.recipient_id'],
+  ['edited_at', seconds('m.edited_at')],
+  ['ciphertext', `m.ciphertexts ->> (${viewer})::text`],
+  ['file', MESSAGE_FILE],
+]
+
+/** The message's fields as columns of a select list. */
+export const messageColumnsSql = (viewer: string) => messageFields(viewer).map(([name, sql]) => `${sql} AS ${name}`).join(', ')
+
+/** The message as one JSON value. */
+export const messageJsonSql = (viewer: string) => `json_build_object(${messageFields(viewer).map(([name, sql]) => `'${name}', ${sql}`).join(', ')})`
+
+// --- Appends ------------------------------------------------------------------------------
+
+/** ? channel, ? user ids, ? type, ? actor, ? message id, ? payload (JSON): one entry in each log. */
+export const APPEND_SQL = `WITH locked AS (${lockLogs('?', '?::int8[]')}
+     ), head AS (
+       UPDATE users u SET log_head = ${nextPosition('u.log_head')}
+         FROM locked WHERE u.id = locked.id
+       RETURNING u.id, u.log_head
+     ), appended AS (
+       INSERT INTO events (user_id, pos, type, actor_id, message_id, payload)
+       SELECT id, log_head, ?, ?, ?, ?::jsonb FROM head
+       RETURNING user_id
+     )
+     ${wakeUsersSql('?', 'appended', 'user_id')}`
+
+/** ? channel: the exclusive side of the broadcast lock (see LOCK_LOGS). */
+export const LOCK_BROADCASTS_SQL = 'SELECT pg_advisory_xact_lock(hashtext(?))'
+
+/** ? message id, ? channel: a broadcast is one entry of the broadcast log, which every poll reads. */
+export const APPEND_BROADCAST_SQL = `WITH appended AS (
+       INSERT INTO broadcasts (pos, message_id)
+       SELECT ${nextPosition('COALESCE(max(pos), 0)')}, ? FROM broadcasts
+       RETURNING pos
+     )
+     SELECT pos, ${wakeEveryoneSql('?')} FROM appended`
+
+/** ? user: the newest position the user's polls can see, their log's or a broadcast's. */
+export const LOG_HEAD_SQL = `SELECT GREATEST(u.log_head, COALESCE((SELECT max(pos) FROM broadcasts WHERE pos > u.created_pos), 0)) AS head
+       FROM users u WHERE u.id = ?`
+
+/** ? ids: locks these users' logs without appending (a pair of users deciding together). */
+export const LOCK_USERS_SQL = 'SELECT id FROM users WHERE id = ANY(?::int8[]) ORDER BY id FOR NO KEY UPDATE'
+
+// --- Direct messages: the hot path ----------------------------------------------------------
+// Both statements do, for every send: lock every sender's and recipient's log; check the
+// sender is the recipient's friend and, with an attachment, that the file is the sender's
+// (marking it attached, which locks its row against the clean-up); look for an earlier
+// message with the same client_msg_id; number the messages to store in arrival order and
+// store them (a repeat of a client_msg_id within the group is not stored, and ON CONFLICT
+// skips one a racing transaction stored first: both answer with the first one's reply);
+// move the dialogs; append each recipient's entries at consecutive positions in arrival
+// order; and queue one wake-up naming every recipient. The locks are all taken before any
+// message id or log position (the group: by an init plan every later step reads through
+// `items`; the single send: each step reads the previous one's result).
+
+// $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id.
+export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
+     ), friendship AS (
+       SELECT status FROM contacts
+        WHERE owner_id = $2 AND other_id = $3 AND (SELECT count(*) FROM locked) = 2
+     ), attached AS (
+       UPDATE files SET attached_at = COALESCE(attached_at, now())
+        WHERE id = $8 AND owner_id = $2 AND EXISTS (SELECT 1 FROM friendship WHERE status = 1)
+       RETURNING id
+     ), earlier AS (
+       SELECT id, created_at FROM messages WHERE sender_id = $2 AND client_msg_id = $6
+     ), inserted AS (
+       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id)
+       SELECT $2, $3, $4, $5, $6, $7::jsonb, $8
+         FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
+          AND ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached))
+       ON CONFLICT (sender_id, client_msg_id) DO NOTHING
+       RETURNING id, created_at
+     ), dialogs AS (
+       ${upsertDirectDialogs('(SELECT pair.owner, pair.peer, inserted.id AS msg_id FROM inserted, (VALUES ($2::int8, $3::int8), ($3::int8, $2::int8)) AS pair(owner, peer)) s')}
+     ), head AS (
+       UPDATE users u SET log_head = ${nextPosition('u.log_head')}
+        WHERE u.id = $3 AND EXISTS (SELECT 1 FROM inserted)
+       RETURNING u.id, u.log_head
+     ), appended AS (
+       INSERT INTO events (user_id, pos, type, actor_id, message_id)
+       SELECT head.id, head.log_head, 'message', $2, inserted.id FROM head, inserted
+       RETURNING user_id
+     ), woken AS (
+       ${wakeUsersSql('$1', 'appended', 'user_id')}
+     )
+     SELECT (SELECT status FROM friendship) AS status,
+            ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
+            (SELECT count(*) FROM woken) AS woken,
+            i.id AS inserted_id, ${seconds('i.created_at')} AS inserted_time,
+            e.id AS earlier_id, ${seconds('e.created_at')} AS earlier_time
+       FROM (SELECT 1) one LEFT JOIN inserted i ON true LEFT JOIN earlier e ON true`
+
+// $1 channel; one array per field, a send per index: $2 senders, $3 recipients, $4 texts,
+// $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids.
+export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $3::int8[]')}
+     ), items AS (
+       SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
+                WITH ORDINALITY AS item(sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, ord)
+        WHERE (SELECT count(*) FROM locked) >= 0 -- always true: takes every lock before the first item
+     ), attached AS (
+       UPDATE files f SET attached_at = COALESCE(f.attached_at, now())
+         FROM items i JOIN contacts c ON c.owner_id = i.sender_id AND c.other_id = i.recipient_id AND c.status = 1
+        WHERE f.id = i.file_id AND f.owner_id = i.sender_id
+       RETURNING f.id
+     ), checked AS (
+       SELECT i.*, c.status, e.id AS earlier_id, e.created_at AS earlier_at,
+              (i.file_id IS NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
+              row_number() OVER (PARTITION BY i.sender_id, i.client_msg_id ORDER BY i.ord) AS copy
+         FROM items i
+         LEFT JOIN contacts c ON c.owner_id = i.sender_id AND c.other_id = i.recipient_id
+         LEFT JOIN messages e ON e.sender_id = i.sender_id AND e.client_msg_id = i.client_msg_id
+     ), numbered AS (
+       SELECT ord, nextval('messages_id_seq') AS id
+         FROM (SELECT ord FROM checked
+                WHERE status = 1 AND file_ok AND earlier_id IS NULL AND (client_msg_id IS NULL OR copy = 1)
+                ORDER BY ord) to_store
+     ), inserted AS (
+       INSERT INTO messages (id, sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id)
+       SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id
+         FROM numbered n JOIN checked c USING (ord)
+       ON CONFLICT (sender_id, client_msg_id) DO NOTHING
+       RETURNING id, sender_id, recipient_id, created_at
+     ), sent AS (
+       SELECT n.ord, i.* FROM inserted i JOIN numbered n USING (id)
+     ), dialogs AS (
+       ${upsertDirectDialogs('(SELECT pair.owner, pair.peer, s.id AS msg_id FROM sent s, LATERAL (VALUES (s.sender_id, s.recipient_id), (s.recipient_id, s.sender_id)) AS pair(owner, peer)) s')}
+     ), per_recipient AS (
+       SELECT recipient_id, count(*) AS n FROM sent GROUP BY recipient_id
+     ), head AS (
+       UPDATE users u SET log_head = ${nextPosition('u.log_head', 'r.n')}
+         FROM per_recipient r WHERE u.id = r.recipient_id
+       RETURNING u.id, u.log_head, r.n
+     ), appended AS (
+       INSERT INTO events (user_id, pos, type, actor_id, message_id)
+       SELECT s.recipient_id, h.log_head - h.n + row_number() OVER (PARTITION BY s.recipient_id ORDER BY s.ord),
+              'message', s.sender_id, s.id
+         FROM sent s JOIN head h ON h.id = s.recipient_id
+       RETURNING user_id
+     ), woken AS (
+       ${wakeUsersSql('$1', 'appended', 'user_id')}
+     )
+     SELECT c.ord, c.status, c.file_ok, s.id AS inserted_id, ${seconds('s.created_at')} AS inserted_time,
+            c.earlier_id, ${seconds('c.earlier_at')} AS earlier_time
+       FROM checked c LEFT JOIN sent s USING (ord)
+      WHERE (SELECT count(*) FROM woken) >= 0 -- always true: runs the NOTIFY
+      ORDER BY c.ord`
+
+// --- Reads ----------------------------------------------------------------------------------
+
+/**
+ * One user's log read: their entries after `after` merged with the broadcasts made since
+ * the account exists, oldest first, at most `limit`, each with its message as the user
+ * sees it. The arguments are SQL expressions: parameters for one user, a lateral row's
+ * columns for many.
+ */
+function logReadSql(user: string, after: string, limit: string): string {
+  // A message's entry has its sender as actor: the one users row `u` serves both.
+  return `SELECT e.id, e.pos, e.type, e.actor_id, u.login AS actor_login, e.payload,
+            m.deleted_at IS NOT NULL AS deleted, ${messageColumnsSql(user)}
+       FROM ((SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
+                FROM events e WHERE e.user_id = ${user} AND e.pos > ${after} ORDER BY e.pos LIMIT ${limit})
+             UNION ALL
+             (SELECT b.message_id, b.pos, 'message', m.sender_id, b.message_id, NULL
+                FROM broadcasts b JOIN messages m ON m.id = b.message_id
+               WHERE b.pos > GREATEST(${after}::int8, (SELECT created_pos FROM users WHERE id = ${user}))
+               ORDER BY b.pos LIMIT ${limit})) e
+       JOIN users u ON u.id = e.actor_id
+       LEFT JOIN messages m ON m.id = e.message_id
+      ORDER BY e.pos
+      LIMIT ${limit}`
+}
+
+// $1 user, $2 after, $3 limit.
+export const READ_LOG_SQL = logReadSql('$1::int8', '$2::int8', '$3::int8')
+
+// $1 users, $2 their `after`s, $3 limit (per user).
+export const READ_LOGS_SQL = `SELECT q.ord, r.*
+       FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS q(user_id, after, ord)
+       CROSS JOIN LATERAL (${logReadSql('q.user_id', 'q.after', '$3::int8')}) r
+      ORDER BY q.ord, r.pos`
+
+/** Runs a named prepared statement on a connection of knex's pool (with its search_path). */
+export async function preparedQuery<Row>(db: Knex, name: string, text: string, values: unknown[]): Promise<Row[]> {
+  const connection: pg.Client = await db.client.acquireConnection()
+  try {
+    const result = await connection.query<Row & pg.QueryResultRow>({ name, text, values })
+    return result.rows
+  } finally {
+    await db.client.releaseConnection(connection)
+  }
+}
+
