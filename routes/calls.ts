@@ -3,7 +3,7 @@
 // `call_ended`, `call_timeout`, `call_busy`, `call_offline`, `call_missed`, `call_signal`,
 // each with `call_id`.
 import { commandsOf } from './command.js'
-import { Empty } from '../src/schemas/common.js'
+import { Empty, named } from '../src/schemas/common.js'
 import { AcceptCallBody, AcceptCallReply, CallBody, CallIdBody, CallReply, CallSignalBody } from '../src/schemas/calls.js'
 import type { Calls } from '../src/services/calls.js'
 
@@ -17,7 +17,7 @@ export const call = command({
     '`status` says `busy` when either of you is in a call, `offline` when the callee has no live poll (the caller also ' +
     'gets `call_busy` / `call_offline`). 403 `not_friends` for anyone but a friend.',
   body: CallBody,
-  reply: CallReply,
+  reply: named(CallReply),
   errors: [403],
   run: ({ app, session }, body) => app.services.calls.call(session.userId, body.to_uid, body.offer),
 })

@@ -9,7 +9,7 @@
 // Each file of commands makes its definer once: `const command = commandsOf('rooms')`.
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import type { Static, TObject, TSchema } from 'typebox'
-import { CommandBody, ErrorBody, lenient, type SessionRef } from '../src/schemas/common.js'
+import { CommandBody, ErrorBody, lenient, named, type SessionRef } from '../src/schemas/common.js'
 import { BadRequest } from '../src/errors.js'
 import type { AuthSession } from '../src/plugins/auth.js'
 import type { NamedLimit } from '../src/plugins/rate-limit.js'
@@ -74,9 +74,9 @@ export function errorResponses(statuses: number[]) {
     statuses.map((status) => [
       status,
       {
+        ...named(ErrorBody),
         description: ERROR_DESCRIPTIONS[status],
         ...(status === 429 || status === 503 ? { headers: RETRY_AFTER } : {}),
-        content: { 'application/json': { schema: ErrorBody } },
       },
     ]),
   )
@@ -93,6 +93,7 @@ export function commandsOf(tag: string) {
     const strictBody = compileBodyValidator<Body>(body)
     const wikiBody = compileBodyValidator<Body>(lenient(body))
     const statuses = [400, ...(spec.public ? [] : [401]), ...(spec.errors ?? []), 413, 429, 503].sort((a, b) => a - b)
+    const response = { 200: { description: 'Done.', ...spec.reply }, ...errorResponses(statuses) }
 
     async function run(request: FastifyRequest, reply: FastifyReply, fields: unknown, validate: typeof strictBody) {
       if (!validate(fields)) throw new BadRequest(describeValidationErrors(validate.errors, 'body'))
@@ -115,7 +116,7 @@ export function commandsOf(tag: string) {
             tags: [tag],
             body,
             security: spec.public ? [] : [{ bearer: [] }],
-            response: { 200: spec.reply, ...errorResponses(statuses) },
+            response,
           }
           // The body is documented from `body` and checked in run(), by its validator that is
           // also its type guard; a command has no other part to check.

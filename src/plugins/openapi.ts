@@ -16,6 +16,9 @@ export const OPENAPI_INFO = {
 export default fp(
   async (app) => {
     await app.register(swagger, {
+      // Shared shapes (schemas with an `$id`: Message, Room, Error, the events, …) are
+      // listed once in components.schemas under that name, and referred to.
+      refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
       openapi: {
         openapi: '3.1.0',
         info: OPENAPI_INFO,

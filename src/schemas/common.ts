@@ -70,6 +70,14 @@ export function lenient<T extends TSchema>(body: T): TSchema {
   return { ...body, additionalProperties: true }
 }
 
+/**
+ * A named shape as the whole of a reply: the document then refers to it (a named shape
+ * nested in a reply is referred to anyway; at the root it would be written out).
+ */
+export function named<T extends TSchema>(schema: T) {
+  return Type.Unsafe<Static<T>>({ allOf: [schema] })
+}
+
 export const ErrorBody = Type.Object(
   {
     error: Type.Enum([...ERROR_CODES], { description: 'Stable error code.' }),

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import { Type } from 'typebox'
-import { Id } from './common.js'
+import { Id, named } from './common.js'
 import { MessageFile } from './messages.js'
 
 export const FILE_NAME_MAX_CHARS = 255
@@ -19,7 +19,7 @@ export const UploadQuery = Type.Object({
 /** The request body of an upload: the file itself, of any content type. */
 export const UploadBody = Type.String({ format: 'binary', description: 'The raw bytes; the Content-Type header is recorded as the file\'s type.' })
 
-export const UploadReply = MessageFile
+export const UploadReply = named(MessageFile)
 
 /** A download's body: the bytes, streamed, with the file's own Content-Type. */
 export const FileContent = Type.Unsafe<Readable>({ type: 'string', format: 'binary' })
