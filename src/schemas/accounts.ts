@@ -14,16 +14,33 @@ const AccountRef = {
 }
 const byLoginOrEmail: ('login' | 'email')[] = ['login', 'email']
 
+/** The examples' session: alice's (uid 1), as `authorization` opens it. */
+const aliceSession = {
+  uid: 1,
+  contact_uid: 1,
+  session_key: 1,
+  token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1aWQiOjEsInNpZCI6MSwiZXhwIjoxNzk4ODc1Mjg4LCJpYXQiOjE3OTYyODMyODh9.G1YYj73GWohZI4hsi3JxMyFJBQWJ2RgDNkUhCAzQeS0',
+}
+
 export const RegistrationBody = Fields(
   { login: Login, password: Password, email: Type.Optional(Email) },
-  { description: 'With REQUIRE_EMAIL_VERIFICATION, `email` is required and a one-time code is mailed to it.' },
+  {
+    description: 'With REQUIRE_EMAIL_VERIFICATION, `email` is required and a one-time code is mailed to it.',
+    examples: [{ login: 'alice', password: 'secret1', email: 'alice@example.com' }],
+  },
 )
-export const RegistrationReply = Type.Object({
-  uid: Id('The new user id.'),
-  verification_required: Type.Boolean({ description: 'True when login waits for `verify` with the mailed code.' }),
-})
+export const RegistrationReply = Type.Object(
+  {
+    uid: Id('The new user id.'),
+    verification_required: Type.Boolean({ description: 'True when login waits for `verify` with the mailed code.' }),
+  },
+  { examples: [{ uid: 1, verification_required: false }] },
+)
 
-export const AuthorizationBody = Fields({ ...AccountRef, password: Password }, { alternatives: byLoginOrEmail, description: 'Name the account by `login` or by `email`.' })
+export const AuthorizationBody = Fields(
+  { ...AccountRef, password: Password },
+  { alternatives: byLoginOrEmail, description: 'Name the account by `login` or by `email`.', examples: [{ login: 'alice', password: 'secret1' }] },
+)
 
 export const Session = Type.Object(
   {
@@ -35,18 +52,28 @@ export const Session = Type.Object(
   { $id: 'Session', description: 'An open session: send `token` as a bearer token, or echo the whole object as `session`.' },
 )
 
-export const AuthorizationReply = Type.Object({
-  session: Session,
-  cursor: Type.Integer({ minimum: 0, description: 'The current end of the user\'s event log: a new device polls from here.' }),
+export const AuthorizationReply = Type.Object(
+  {
+    session: Session,
+    cursor: Type.Integer({ minimum: 0, description: 'The current end of the user\'s event log: a new device polls from here.' }),
+  },
+  { examples: [{ session: aliceSession, cursor: 1796283288925123 }] },
+)
+
+export const VerifyBody = Fields(
+  { ...AccountRef, code: Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code from the mail.' }) },
+  { alternatives: byLoginOrEmail, examples: [{ email: 'alice@example.com', code: '482913' }] },
+)
+export const VerifyReply = Type.Object({ uid: Id('The verified account.') }, { examples: [{ uid: 1 }] })
+export const ResendCodeBody = Fields(AccountRef, {
+  alternatives: byLoginOrEmail,
+  description: 'Answers `{}` whether or not the account exists or waits for a code.',
+  examples: [{ email: 'alice@example.com' }],
 })
 
-export const VerifyBody = Fields({ ...AccountRef, code: Type.String({ pattern: '^[0-9]{6}$', description: 'The 6-digit code from the mail.' }) }, { alternatives: byLoginOrEmail })
-export const VerifyReply = Type.Object({ uid: Id('The verified account.') })
-export const ResendCodeBody = Fields(AccountRef, { alternatives: byLoginOrEmail, description: 'Answers `{}` whether or not the account exists or waits for a code.' })
-
 /** The body of a command with no fields of its own. */
-export const NoFields = Fields({})
-export const RenewTokenReply = Type.Object({ session: Session })
+export const NoFields = Fields({}, { examples: [{}] })
+export const RenewTokenReply = Type.Object({ session: Session }, { examples: [{ session: aliceSession }] })
 
 export const SessionInfo = Type.Object(
   {
@@ -57,13 +84,31 @@ export const SessionInfo = Type.Object(
   },
   { $id: 'SessionInfo', description: 'One of my live sessions.' },
 )
-export const ListSessionsReply = Type.Object({ sessions: Type.Array(SessionInfo, { description: 'Live sessions, oldest first.' }) })
-export const LogoutSessionBody = Fields({ session_key: Id('One of your sessions.') })
-export const LogoutAllBody = Fields({
-  keep_current: Type.Optional(Type.Boolean({ description: 'Keep the session of this request; default false (it ends too).' })),
-})
-export const LogoutAllReply = Type.Object({ ended: Type.Integer({ minimum: 0, description: 'Sessions ended.' }) })
-export const ChangePasswordBody = Fields({ old_password: Password, new_password: Password }, { description: 'Every other session ends.' })
+export const ListSessionsReply = Type.Object(
+  { sessions: Type.Array(SessionInfo, { description: 'Live sessions, oldest first.' }) },
+  {
+    examples: [
+      {
+        sessions: [
+          { session_key: 1, created_at: 1796283288, expires_at: 1798875288, current: true },
+          { session_key: 4, created_at: 1796290112, expires_at: 1798882112, current: false },
+        ],
+      },
+    ],
+  },
+)
+export const LogoutSessionBody = Fields({ session_key: Id('One of your sessions.') }, { examples: [{ session_key: 4 }] })
+export const LogoutAllBody = Fields(
+  {
+    keep_current: Type.Optional(Type.Boolean({ description: 'Keep the session of this request; default false (it ends too).' })),
+  },
+  { examples: [{ keep_current: true }] },
+)
+export const LogoutAllReply = Type.Object({ ended: Type.Integer({ minimum: 0, description: 'Sessions ended.' }) }, { examples: [{ ended: 1 }] })
+export const ChangePasswordBody = Fields(
+  { old_password: Password, new_password: Password },
+  { description: 'Every other session ends.', examples: [{ old_password: 'secret1', new_password: 'correct-horse-7' }] },
+)
 
 export const ContactEntry = Type.Object(
   {
@@ -74,10 +119,23 @@ export const ContactEntry = Type.Object(
   { $id: 'Contact', description: 'A contact, with its status as I see it.' },
 )
 
-export const GetDataReply = Type.Object({
-  contacts: Type.Array(ContactEntry, { description: 'Empty list: `[]` here, `null` in the wiki dialect.' }),
-  settings: Type.Array(Type.Unknown()),
-})
+export const GetDataReply = Type.Object(
+  {
+    contacts: Type.Array(ContactEntry, { description: 'Empty list: `[]` here, `null` in the wiki dialect.' }),
+    settings: Type.Array(Type.Unknown()),
+  },
+  {
+    examples: [
+      {
+        contacts: [
+          { friend_login: 'bob', friend_uid: 2, status: 1 },
+          { friend_login: 'carol', friend_uid: 3, status: 3 },
+        ],
+        settings: [],
+      },
+    ],
+  },
+)
 
 const publicProfileFields = {
   uid: Id('The user id.'),
@@ -95,21 +153,49 @@ export const OwnProfile = Type.Object(
   { $id: 'OwnProfile', description: 'Your own profile.' },
 )
 
-export const OwnProfileReply = Type.Object({ user: OwnProfile })
-export const UpdateProfileBody = Fields({
-  name: Type.Optional(Type.String({ maxLength: NAME_MAX_CHARS, description: `Display name, at most ${NAME_MAX_CHARS} characters.` })),
-  description: Type.Optional(Type.String({ maxLength: DESCRIPTION_MAX_CHARS, description: `At most ${DESCRIPTION_MAX_CHARS} characters.` })),
-})
+export const OwnProfileReply = Type.Object(
+  { user: OwnProfile },
+  {
+    examples: [
+      {
+        user: { uid: 1, username: 'alice', name: 'Alice', description: 'Tea, cats and distributed systems', email: 'alice@example.com', email_verified: true },
+      },
+    ],
+  },
+)
+export const UpdateProfileBody = Fields(
+  {
+    name: Type.Optional(Type.String({ maxLength: NAME_MAX_CHARS, description: `Display name, at most ${NAME_MAX_CHARS} characters.` })),
+    description: Type.Optional(Type.String({ maxLength: DESCRIPTION_MAX_CHARS, description: `At most ${DESCRIPTION_MAX_CHARS} characters.` })),
+  },
+  { examples: [{ name: 'Alice', description: 'Tea, cats and distributed systems' }] },
+)
 
-export const ListUsersBody = Fields({
-  query: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only users whose login or display name starts with this (any case).' })),
-  after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The `next` of the previous page.' })),
-  count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'At most 100; default 50.' })),
-})
-export const ListUsersReply = Type.Object({
-  users: Type.Array(PublicProfile, { description: 'By user id.' }),
-  next: Type.Union([Id('Pass as `after` for the next page.'), Type.Null()], { description: 'Null on the last page.' }),
-})
+export const ListUsersBody = Fields(
+  {
+    query: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only users whose login or display name starts with this (any case).' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The `next` of the previous page.' })),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'At most 100; default 50.' })),
+  },
+  { examples: [{ query: 'b', count: 2 }] },
+)
+export const ListUsersReply = Type.Object(
+  {
+    users: Type.Array(PublicProfile, { description: 'By user id.' }),
+    next: Type.Union([Id('Pass as `after` for the next page.'), Type.Null()], { description: 'Null on the last page.' }),
+  },
+  {
+    examples: [
+      {
+        users: [
+          { uid: 2, username: 'bob', name: 'Bob', description: '' },
+          { uid: 5, username: 'bella', name: 'Bella', description: 'Drums' },
+        ],
+        next: 5,
+      },
+    ],
+  },
+)
 
 export const UserQuery = Type.Object({ id: Id('The user id.') })
-export const UserReply = Type.Object({ user: PublicProfile })
+export const UserReply = Type.Object({ user: PublicProfile }, { examples: [{ user: { uid: 2, username: 'bob', name: 'Bob', description: '' } }] })

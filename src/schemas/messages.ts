@@ -13,8 +13,17 @@ export const MessageFile = Type.Object(
     content_type: Type.String(),
     sha256: Type.String({ description: 'Hex SHA-256 of the content.' }),
   },
-  { $id: 'File', description: 'An uploaded file, as messages carry it.' },
+  {
+    $id: 'File',
+    description: 'An uploaded file, as messages carry it.',
+    examples: [{ file_id: 1, name: 'photo.jpg', size: 48213, content_type: 'image/jpeg', sha256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' }],
+  },
 )
+
+// The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null }
+const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -52,15 +61,25 @@ export const SendMsgBody = Fields(
     ciphertexts: Type.Optional(Ciphertexts),
     file_id: Type.Optional(Id('Attach your upload (POST /upload_file); the message\'s kind becomes `file` and `msg` is its caption.')),
   },
-  { alternatives: inConversation, description: 'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).' },
+  {
+    alternatives: inConversation,
+    description: 'To an accepted contact (`to_uid`) or to a room you are a member of (`room_id`).',
+    examples: [{ to_uid: 2, msg: 'hi bob', client_msg_id: 'm-1' }],
+  },
 )
 
-export const BroadcastBody = Fields({ msg: MessageText, client_msg_id: Type.Optional(ClientMsgId) })
+export const BroadcastBody = Fields(
+  { msg: MessageText, client_msg_id: Type.Optional(ClientMsgId) },
+  { examples: [{ msg: 'The server restarts at 22:00 UTC for maintenance.', client_msg_id: 'b-1' }] },
+)
 
-export const SendMsgReply = Type.Object({
-  msg_id: Id('The message id.'),
-  time: UnixSeconds('When the server stored it (UNIX seconds).'),
-})
+export const SendMsgReply = Type.Object(
+  {
+    msg_id: Id('The message id.'),
+    time: UnixSeconds('When the server stored it (UNIX seconds).'),
+  },
+  { examples: [{ msg_id: 1, time: 1796283301 }] },
+)
 
 export const Message = Type.Object(
   {
@@ -96,14 +115,15 @@ export const PolledMessage = Type.Object(
   { $id: 'PolledMessage', description: 'A new message, as update_data delivers it in `msg_array`.' },
 )
 
-export const EditMsgBody = Fields({ msg_id: Id('Your message.'), msg: MessageText })
-export const EditMsgReply = Type.Object({ msg_id: Id('The message.'), edited_at: UnixSeconds('The edit time.') })
+export const EditMsgBody = Fields({ msg_id: Id('Your message.'), msg: MessageText }, { examples: [{ msg_id: 2, msg: 'hello all' }] })
+export const EditMsgReply = Type.Object({ msg_id: Id('The message.'), edited_at: UnixSeconds('The edit time.') }, { examples: [{ msg_id: 2, edited_at: 1796283360 }] })
 
-export const DeleteMsgBody = Fields({ msg_id: Id('Your message, or any in a room you moderate.') })
+export const DeleteMsgBody = Fields({ msg_id: Id('Your message, or any in a room you moderate.') }, { examples: [{ msg_id: 2 }] })
 
 export const ClearHistoryBody = Fields(Conversation, {
   alternatives: inConversation,
   description: 'A direct conversation is cleared for you only; a room for everyone, by its owner.',
+  examples: [{ to_uid: 2 }],
 })
 
 export const Count = (max: number, fallback: number) => Type.Integer({ minimum: 1, maximum: max, description: `At most ${max}; default ${fallback}.` })
@@ -118,12 +138,16 @@ export const GetHistoryBody = Fields(
   {
     alternatives: inConversation,
     description: 'Without `after`: the newest `count` messages (before `before`). With `after`: the `count` oldest after it. Always oldest first.',
+    examples: [{ to_uid: 2, count: 20 }],
   },
 )
-export const GetHistoryReply = Type.Object({
-  messages: Type.Array(Message),
-  has_more: Type.Boolean({ description: 'More messages lie beyond this page in the direction paged.' }),
-})
+export const GetHistoryReply = Type.Object(
+  {
+    messages: Type.Array(Message),
+    has_more: Type.Boolean({ description: 'More messages lie beyond this page in the direction paged.' }),
+  },
+  { examples: [{ messages: [hiBob, hiAlice], has_more: false }] },
+)
 
 export const SearchMsgsBody = Fields(
   {
@@ -132,14 +156,23 @@ export const SearchMsgsBody = Fields(
     before: Type.Optional(Id('Only messages with a smaller msg_id (the next page).')),
     count: Type.Optional(Count(100, 20)),
   },
-  { alternatives: inConversation },
+  { alternatives: inConversation, examples: [{ room_id: 1, query: 'hel' }] },
 )
-export const SearchMsgsReply = Type.Object({ messages: Type.Array(Message, { description: 'Newest first.' }) })
+export const SearchMsgsReply = Type.Object({ messages: Type.Array(Message, { description: 'Newest first.' }) }, { examples: [{ messages: [helloAll] }] })
 
-export const MarkReadBody = Fields({ ...Conversation, msg_id: Id('Everything up to this message is read.') }, { alternatives: inConversation })
-export const MarkReadReply = Type.Object({ unread: Type.Integer({ minimum: 0, description: 'Messages still unread in the conversation.' }) })
+export const MarkReadBody = Fields(
+  { ...Conversation, msg_id: Id('Everything up to this message is read.') },
+  { alternatives: inConversation, examples: [{ to_uid: 2, msg_id: 3 }] },
+)
+export const MarkReadReply = Type.Object(
+  { unread: Type.Integer({ minimum: 0, description: 'Messages still unread in the conversation.' }) },
+  { examples: [{ unread: 0 }] },
+)
 
-export const GetDialogsBody = Fields({ offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), count: Type.Optional(Count(100, 50)) })
+export const GetDialogsBody = Fields(
+  { offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), count: Type.Optional(Count(100, 50)) },
+  { examples: [{ offset: 0, count: 20 }] },
+)
 export const Dialog = Type.Object(
   {
     to_uid: Type.Optional(Id('The other user, for a direct conversation.')),
@@ -151,4 +184,17 @@ export const Dialog = Type.Object(
   },
   { $id: 'Dialog', description: 'A conversation in my list: with a user (`to_uid`) or a room (`room_id`).' },
 )
-export const GetDialogsReply = Type.Object({ dialogs: Type.Array(Dialog, { description: 'Newest activity first.' }), total: Type.Integer({ minimum: 0 }) })
+export const GetDialogsReply = Type.Object(
+  { dialogs: Type.Array(Dialog, { description: 'Newest activity first.' }), total: Type.Integer({ minimum: 0 }) },
+  {
+    examples: [
+      {
+        dialogs: [
+          { to_uid: 2, title: 'bob', last_message: hiAlice, unread: 1, last_activity: 1796283371 },
+          { room_id: 1, title: 'General', last_message: helloAll, unread: 0, last_activity: 1796283342 },
+        ],
+        total: 2,
+      },
+    ],
+  },
+)

@@ -10,4 +10,16 @@ export const PresenceEntry = Type.Object(
   },
   { $id: 'Presence', description: 'A friend\'s presence.' },
 )
-export const GetPresenceReply = Type.Object({ presence: Type.Array(PresenceEntry, { description: 'Your friends, by login.' }) })
+export const GetPresenceReply = Type.Object(
+  { presence: Type.Array(PresenceEntry, { description: 'Your friends, by login.' }) },
+  {
+    examples: [
+      {
+        presence: [
+          { uid: 2, login: 'bob', online: true, last_seen: 1796283301 },
+          { uid: 3, login: 'carol', online: false, last_seen: null },
+        ],
+      },
+    ],
+  },
+)

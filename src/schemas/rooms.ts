@@ -19,33 +19,63 @@ export const Room = Type.Object(
   },
   { $id: 'Room', description: 'A room; `role` is mine, where I am a member.' },
 )
-export const RoomReply = Type.Object({ room: Room })
-export const RoomsReply = Type.Object({ rooms: Type.Array(Room) })
+// The examples' room: General (room 1), alice's (uid 1), bob (uid 2) a member.
+const general = { room_id: 1, name: 'General', description: 'all of us', type: 'public', owner_uid: 1, members: 2, role: 'owner' }
 
-export const CreateRoomBody = Fields({
-  name: RoomName,
-  description: Type.Optional(RoomDescription),
-  type: Type.Enum(['public', 'private'], { description: '`public`: anyone may find and join it; `private`: by invitation.' }),
-})
-export const RoomIdBody = Fields({ room_id: RoomId })
-export const RenameRoomBody = Fields({ room_id: RoomId, name: RoomName })
-export const DescribeRoomBody = Fields({ room_id: RoomId, description: RoomDescription })
-export const RoomMemberBody = Fields({ room_id: RoomId, uid: Id('The user.') })
-export const SetRoleBody = Fields({ room_id: RoomId, uid: Id('The member.'), role: Type.Enum(['moderator', 'member']) })
-export const SearchRoomsBody = Fields({
-  prefix: Type.String({ maxLength: 64, description: 'The beginning of the name, regardless of case; empty lists all.' }),
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-  count: Type.Optional(Count(100, 20)),
-})
-export const RoomMembersBody = Fields({
-  room_id: RoomId,
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-  count: Type.Optional(Count(1000, 100)),
-})
+export const RoomReply = Type.Object({ room: Room }, { examples: [{ room: general }] })
+export const RoomsReply = Type.Object(
+  { rooms: Type.Array(Room) },
+  { examples: [{ rooms: [general, { room_id: 4, name: 'Gardening', description: '', type: 'public', owner_uid: 3, members: 5 }] }] },
+)
+
+export const CreateRoomBody = Fields(
+  {
+    name: RoomName,
+    description: Type.Optional(RoomDescription),
+    type: Type.Enum(['public', 'private'], { description: '`public`: anyone may find and join it; `private`: by invitation.' }),
+  },
+  { examples: [{ name: 'General', type: 'public', description: 'all of us' }] },
+)
+export const RoomIdBody = Fields({ room_id: RoomId }, { examples: [{ room_id: 1 }] })
+export const RenameRoomBody = Fields({ room_id: RoomId, name: RoomName }, { examples: [{ room_id: 1, name: 'General chat' }] })
+export const DescribeRoomBody = Fields({ room_id: RoomId, description: RoomDescription }, { examples: [{ room_id: 1, description: 'all of us, all the time' }] })
+export const RoomMemberBody = Fields({ room_id: RoomId, uid: Id('The user.') }, { examples: [{ room_id: 1, uid: 2 }] })
+export const SetRoleBody = Fields(
+  { room_id: RoomId, uid: Id('The member.'), role: Type.Enum(['moderator', 'member']) },
+  { examples: [{ room_id: 1, uid: 2, role: 'moderator' }] },
+)
+export const SearchRoomsBody = Fields(
+  {
+    prefix: Type.String({ maxLength: 64, description: 'The beginning of the name, regardless of case; empty lists all.' }),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    count: Type.Optional(Count(100, 20)),
+  },
+  { examples: [{ prefix: 'g', count: 20 }] },
+)
+export const RoomMembersBody = Fields(
+  {
+    room_id: RoomId,
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    count: Type.Optional(Count(1000, 100)),
+  },
+  { examples: [{ room_id: 1, offset: 0, count: 100 }] },
+)
 
 export const Member = Type.Object(
   { uid: Id('The member.'), login: Type.String(), role: Role, joined_at: UnixSeconds('When they joined.') },
   { $id: 'Member', description: 'A member of a room, with their role.' },
 )
-export const MembersReply = Type.Object({ members: Type.Array(Member) })
-export const MemberReply = Type.Object({ member: Member })
+export const MembersReply = Type.Object(
+  { members: Type.Array(Member) },
+  {
+    examples: [
+      {
+        members: [
+          { uid: 1, login: 'alice', role: 'owner', joined_at: 1796283320 },
+          { uid: 2, login: 'bob', role: 'member', joined_at: 1796283331 },
+        ],
+      },
+    ],
+  },
+)
+export const MemberReply = Type.Object({ member: Member }, { examples: [{ member: { uid: 2, login: 'bob', role: 'member', joined_at: 1796283331 } }] })

@@ -9,18 +9,34 @@ export const Cursor = Type.Integer({
   description: 'Position in the caller\'s event log: microseconds since the epoch, strictly increasing in commit order.',
 })
 
-export const UpdateDataBody = Fields({
-  cursor: Type.Optional(Cursor),
-  last_time: Type.Optional(Type.Number({ minimum: 0, description: 'Skip events older than this UNIX second.' })),
-  last_update: Type.Optional(Type.Number({ minimum: 0, description: 'Alias of `last_time` (the desktop client\'s name).' })),
-  timeout: Type.Optional(
-    Type.Number({ minimum: 0, maximum: 86400, description: 'Seconds to hold the request when nothing is pending; default 25, capped at 60.' }),
-  ),
-})
+export const UpdateDataBody = Fields(
+  {
+    cursor: Type.Optional(Cursor),
+    last_time: Type.Optional(Type.Number({ minimum: 0, description: 'Skip events older than this UNIX second.' })),
+    last_update: Type.Optional(Type.Number({ minimum: 0, description: 'Alias of `last_time` (the desktop client\'s name).' })),
+    timeout: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 86400, description: 'Seconds to hold the request when nothing is pending; default 25, capped at 60.' }),
+    ),
+  },
+  { examples: [{ cursor: 1796283288925123, timeout: 25 }] },
+)
 
-export const UpdateDataReply = Type.Object({
-  server_time: UnixSeconds('The server clock at the reply.'),
-  cursor: Cursor,
-  msg_array: Type.Array(PolledMessage),
-  events_array: Type.Array(Event),
-})
+export const UpdateDataReply = Type.Object(
+  {
+    server_time: UnixSeconds('The server clock at the reply.'),
+    cursor: Cursor,
+    msg_array: Type.Array(PolledMessage),
+    events_array: Type.Array(Event),
+  },
+  {
+    // Alice's poll from her authorization's cursor: bob joined her room, then wrote to her.
+    examples: [
+      {
+        server_time: 1796283372,
+        cursor: 1796283371218723,
+        msg_array: [{ msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice' }],
+        events_array: [{ eid: 7, type: 'member_joined', ruid: 2, text: 'bob', time: 1796283331, room_id: 1, uid: 2 }],
+      },
+    ],
+  },
+)
