@@ -25,12 +25,16 @@ import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import {
+  backendsWaitingOn,
   befriend,
   build,
   call,
+  collect,
   createTestSchema,
   drain,
+  eventually,
   insertUsers,
+  keepAdvancing,
   poll,
   signUp,
   sleep,
@@ -40,15 +44,15 @@ import {
   type TestSession,
   type PolledMessage,
 } from './helper.js'
+import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
 
 type Json = Record<string, unknown>
-type Reply = Awaited<ReturnType<typeof poll>>
 
 /** An app whose ADMIN_LOGINS names one account, registered with a mixed-case login (logins compare lower-cased). */
-async function adminApp(t: Test, overrides: Partial<Config> = {}) {
+async function adminApp(t: Test, overrides: Partial<Config> = {}, clock?: ManualClock) {
   const login = uniqueLogin('Admin')
-  const app = await build(t, { adminLogins: [login.toLowerCase()], ...overrides })
+  const app = await build(t, { adminLogins: [login.toLowerCase()], ...overrides }, undefined, clock)
   const admin = await signUp(app, login)
   return { app, admin }
 }
@@ -71,34 +75,9 @@ function expectedItem(admin: TestSession, sent: { body: Json }, text: string): P
   }
 }
 
-/** Polls on from `cursor` (timeout 0) until an empty reply; every reply kept. */
-async function collect(app: App, session: TestSession, cursor: number) {
-  const replies: Reply[] = []
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    replies.push(reply)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
-    cursor = reply.cursor
-  }
-  return {
-    replies,
-    msgs: replies.flatMap((r) => r.msg_array),
-    events: replies.flatMap((r) => r.events_array),
-    cursor,
-  }
-}
-
 async function rowCount(app: App, table: string): Promise<number> {
   const [{ n }] = (await app.db(table).count({ n: '*' })) as Array<{ n: string | number }>
   return Number(n)
-}
-
-async function waitFor(what: string, deadlineMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + deadlineMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
 }
 
 async function inBatches<T, R>(items: T[], width: number, job: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -305,7 +284,10 @@ t.test('5. exactly once under concurrency: direct messages and 20 concurrent bro
   const BROADCASTS = 20
   const TO_RECEIVER = 6
   const TO_SENDER = 3
-  const { app, admin } = await adminApp(t, { pollBatchLimit: BATCH })
+  // Held polls end by an entry, or at their timeout on the app's clock, which moves once
+  // every send was acknowledged (the last polls then end at once instead of after 1 s).
+  const clock = new ManualClock()
+  const { app, admin } = await adminApp(t, { pollBatchLimit: BATCH }, clock)
   const senders = await Promise.all(Array.from({ length: N }, () => signUp(app)))
   const receivers = await Promise.all(Array.from({ length: N }, () => signUp(app)))
   const pairs: Array<[TestSession, TestSession]> = []
@@ -385,7 +367,9 @@ t.test('5. exactly once under concurrency: direct messages and 20 concurrent bro
   }
 
   const began = Date.now()
-  const [, ...seen] = await Promise.all([sendAll(), ...everyone.map((u, i) => pollLoop(u, starts[i]))])
+  let stopClock = () => {}
+  const [, ...seen] = await Promise.all([sendAll().then(() => (stopClock = keepAdvancing(t, clock, 1000))), ...everyone.map((u, i) => pollLoop(u, starts[i]))])
+  stopClock()
   const elapsed = Date.now() - began
 
   t.same(failures, [], 'every send and broadcast was acknowledged with 200')
@@ -490,7 +474,7 @@ t.test('6. a broadcast wakes held polls promptly', async (t) => {
 
   const began = Date.now()
   const held = holders.map((u, i) => poll(app, u, cursors[i], 5).then((reply) => ({ reply, at: Date.now() })))
-  await waitFor('the polls to be held', 2000, () => app.eventLog.polls.size === holders.length)
+  await eventually(() => app.eventLog.polls.size === holders.length, { what: 'the polls to be held', timeoutMs: 2000 })
   await sleep(200)
   t.equal(app.eventLog.polls.size, holders.length, `all ${holders.length} polls (timeout 5) are still held`)
   const sentAt = Date.now()
@@ -558,7 +542,7 @@ t.test('8. two apps on one schema: a broadcast through app A wakes a poll held o
 
   const began = Date.now()
   const held = poll(appB, user, cursor, 5)
-  await waitFor('the poll to be held on app B', 2000, () => appB.eventLog.polls.size === 1)
+  await eventually(() => appB.eventLog.polls.size === 1, { what: 'the poll to be held on app B', timeoutMs: 2000 })
   await sleep(200)
   t.equal(appB.eventLog.polls.size, 1, 'the poll is held on app B')
   t.equal(appA.eventLog.polls.size, 0, 'and none on app A')
@@ -661,13 +645,19 @@ t.test('10. broadcasts arrive in msg_id order even when the earlier one commits 
   await blocker.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [one.uid])
 
   const firstP = broadcast(app, one, 'first')
-  await waitFor('the first broadcast to wait on the held row', 3000, async () => {
-    const r = await app.db.raw('SELECT count(*)::int AS n FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))', [blockerPid])
-    return r.rows[0].n > 0
-  })
+  await eventually(
+    async () => {
+      const r = await app.db.raw('SELECT count(*)::int AS n FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))', [blockerPid])
+      return r.rows[0].n > 0
+    },
+    { what: 'the first broadcast to wait on the held row', timeoutMs: 3000 },
+  )
   // The second broadcast either completes now (its own lock order) or waits behind the first.
-  const secondP = broadcast(app, two, 'second')
-  await Promise.race([secondP, sleep(1000)])
+  let secondDone = false
+  const secondP = broadcast(app, two, 'second').finally(() => (secondDone = true))
+  await eventually(async () => secondDone || (await backendsWaitingOn(app, blockerPid)) >= 2, {
+    what: 'the second broadcast to complete or to wait behind the first',
+  }).catch(() => {})
   await blocker.commit()
   clearTimeout(safety)
   const [first, second] = await Promise.all([firstP, secondP])

@@ -35,7 +35,7 @@ import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { befriend, build, call, createTestSchema, drain, poll, signUp, sleep, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, createTestSchema, drain, eventually, poll, signUp, wiki, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -124,11 +124,7 @@ class Logs {
 
 /** Resolves once a poll of `user` is held in `app`. */
 async function heldIn(app: App, user: TestSession): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (app.eventLog.polls.holdsPollOf(user.uid)) return
-    await sleep(5)
-  }
-  throw new Error('the poll was never held')
+  await eventually(() => app.eventLog.polls.holdsPollOf(user.uid), { what: `a poll of ${user.login} to be held`, timeoutMs: 2000 })
 }
 
 /** A JSON value whose serialisation is exactly `length` characters (ASCII: as many bytes). */

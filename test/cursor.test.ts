@@ -3,24 +3,10 @@
 // number of concurrent writers and whatever order their transactions commit in.
 import t from 'tap'
 import type { Knex } from 'knex'
-import { backendsBlockedBy, drain, sleep, build, call, poll, signUp, befriend, type TestSession, type PolledMessage } from './helper.js'
+import { backendsBlockedBy, collect, drain, eventually, keepAdvancing, sleep, build, call, poll, signUp, befriend, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
+import { ManualClock } from '../src/clock.js'
 import { insertMessage } from '../src/data/messages.js'
-
-type Reply = Awaited<ReturnType<typeof poll>>
-
-/** Polls on from `cursor` (timeout 0) until an empty reply; every reply kept. */
-async function collect(app: App, session: TestSession, cursor: number) {
-  const replies: Reply[] = []
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    replies.push(reply)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
-    cursor = reply.cursor
-  }
-  const msgs = replies.flatMap((r) => r.msg_array)
-  return { replies, msgs, cursor }
-}
 
 async function send(app: App, from: TestSession, to: TestSession, msg: string, clientMsgId?: string) {
   const body: Record<string, unknown> = { to_uid: to.uid, msg }
@@ -32,7 +18,10 @@ t.test('24 concurrent senders, paged cursor polls: every message exactly once, i
   const BATCH = 7
   const SENDERS = 24
   const PER_SENDER = 15
-  const app = await build(t, { pollBatchLimit: BATCH })
+  // Held polls end by a message, or at their timeout on the app's clock, which moves once
+  // every send was acknowledged (the last polls then end at once instead of after 1-2 s).
+  const clock = new ManualClock()
+  const app = await build(t, { pollBatchLimit: BATCH }, undefined, clock)
   const receiver = await signUp(app)
   const senders = await Promise.all(Array.from({ length: SENDERS }, () => signUp(app)))
   await Promise.all(senders.map((s) => befriend(app, s, receiver)))
@@ -88,7 +77,9 @@ t.test('24 concurrent senders, paged cursor polls: every message exactly once, i
   }
 
   const began = Date.now()
-  await Promise.all([sendAll(), pollLoop()])
+  let stopClock = () => {}
+  await Promise.all([sendAll().then(() => (stopClock = keepAdvancing(t, clock, 1000))), pollLoop()])
+  stopClock()
   const elapsed = Date.now() - began
 
   t.same(failures, [], 'every send was acknowledged with 200')
@@ -267,7 +258,7 @@ t.test('a held poll is woken by a send', async (t) => {
   const began = Date.now()
   const held = poll(app, receiver, c0, 5)
   // Let the poll reach its wait.
-  for (let i = 0; i < 100 && app.eventLog.polls.size === 0; i++) await sleep(10)
+  await eventually(() => app.eventLog.polls.size > 0, { what: 'the poll to be held', timeoutMs: 1000 }).catch(() => {})
   t.equal(app.eventLog.polls.size, 1, 'the poll is held')
   await sleep(200)
   const sent = await send(app, sender, receiver, 'wake up')

@@ -31,11 +31,12 @@ import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { createTestSchema, sleep, uniqueLogin } from './helper.js'
+import { createTestSchema, eventually, sleep, uniqueLogin } from './helper.js'
 import {
   PASSWORD,
   befriend,
   currentCursor,
+  heldPolls,
   logIn,
   signUp,
   spawnServer,
@@ -105,21 +106,12 @@ function isUnavailable(outcome: Outcome): boolean {
   return outcome.ok && outcome.status === 503 && /^\d+$/.test(outcome.retryAfter ?? '')
 }
 
-async function heldPolls(server: ServerProcess): Promise<number> {
-  const metrics = await request(server.base, 'GET', 'metrics')
-  if (!metrics.ok || metrics.status !== 200) return -1
-  const match = /^messenger_held_polls (\d+)$/m.exec(String(metrics.body))
-  return match ? Number(match[1]) : -1
-}
-
-/** Waits (at most `timeoutMs`) until the process holds `count` polls. */
-async function waitForHeldPolls(server: ServerProcess, count: number, timeoutMs = 3000): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs
-  while (performance.now() < deadline) {
-    if ((await heldPolls(server)) === count) return true
-    await sleep(25)
-  }
-  return false
+/** Whether the process comes to hold `count` polls within `timeoutMs`. */
+async function holdsPolls(server: ServerProcess, count: number, timeoutMs = 3000): Promise<boolean> {
+  return eventually(async () => (await heldPolls(server)) === count, { what: `${count} polls held`, timeoutMs, everyMs: 25 }).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function tempDir(t: Test, prefix: string): Promise<string> {
@@ -206,7 +198,7 @@ t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
       const [holder, via, third] = [round % 3, (round + 1) % 3, (round + 2) % 3]
       const sender = round % 2 === 0 ? v : w
       const held = command(bases[holder], 'update_data', { cursor, timeout: 10 }, u.token, 12_000)
-      t.ok(await waitForHeldPolls(servers[holder], 1), `round ${round}: the poll is held on process ${holder + 1}`)
+      t.ok(await holdsPolls(servers[holder], 1), `round ${round}: the poll is held on process ${holder + 1}`)
       const sent = await command(bases[via], 'send_msg', { to_uid: u.uid, msg: `round ${round}`, client_msg_id: `nsr-${round}` }, sender.token)
       t.equal(sent.ok && sent.status, 200, `round ${round}: sent through process ${via + 1}`)
       const woke = await held
@@ -285,9 +277,14 @@ t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
     const VICTIM = 1
     const loadStart = performance.now()
     const hardStop = loadStart + 20_000
-    let restartedAt: number | undefined
+    // The load runs until every pair has had BEFORE_KILL messages acknowledged, then one
+    // process is killed and restarted, and it runs on until every pair has had AFTER_RESTART
+    // more (at most 20 s in all).
+    const BEFORE_KILL = 10
+    const AFTER_RESTART = 20
+    let ackedAtRestart: number[] | undefined
     const loadOver = () =>
-      performance.now() > hardStop || (restartedAt !== undefined && performance.now() > Math.max(loadStart + 4000, restartedAt + 1500))
+      performance.now() > hardStop || (ackedAtRestart !== undefined && pairs.every((p, i) => p.acked.length >= ackedAtRestart![i]! + AFTER_RESTART))
 
     /** Sends until 200, each retry on the next process, the same client_msg_id every time. */
     async function sendUntilAcked(pair: Pair, clientMsgId: string, text: string, first: number): Promise<{ msg_id: number }> {
@@ -332,7 +329,8 @@ t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
       const deadline = hardStop + 15_000
       for (let n = 0; n < 20_000 && performance.now() < deadline; n++) {
         if (pair.sendingDone && pair.acked.every((a) => pair.deliveredIds.has(a.msgId))) break
-        const reply = await command(bases[rr++ % bases.length], 'update_data', { cursor, timeout: 1 }, pair.receiver.token)
+        // Long polls held briefly: the last one, once the sender is done, ends soon after.
+        const reply = await command(bases[rr++ % bases.length], 'update_data', { cursor, timeout: 0.2 }, pair.receiver.token)
         if (!reply.ok || reply.status >= 500) {
           fail('update_data', reply)
           await sleep(10)
@@ -349,13 +347,14 @@ t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
     }
 
     async function killAndRestart() {
-      await sleep(1500)
+      await eventually(() => pairs.every((p) => p.acked.length >= BEFORE_KILL), { what: `${BEFORE_KILL} messages acknowledged per pair`, timeoutMs: 15_000 }).catch(() => {})
       const victim = servers[VICTIM]
       process.kill(victim.pid, 'SIGKILL')
       const exit = await victim.exited
       const killedAt = performance.now() - loadStart
       const restarted = await spawnServer(t, schema, dataDir, ports[VICTIM], LOAD_ENV)
-      restartedAt = performance.now()
+      const restartedAt = performance.now()
+      ackedAtRestart = pairs.map((p) => p.acked.length)
       servers[VICTIM] = restarted
       return { exit, killedAt, restarted, restartedIn: restartedAt - loadStart - killedAt }
     }
@@ -495,7 +494,7 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
   const hardDeadline = performance.now() + 60_000
 
   async function gated(base: string, name: string, body: Json, token: string, log: Attempt[]): Promise<Outcome> {
-    while (gate.paused && performance.now() < hardDeadline) await sleep(20)
+    if (gate.paused) await eventually(() => !gate.paused || performance.now() >= hardDeadline, { what: 'the load to resume', timeoutMs: 60_000, everyMs: 20 })
     gate.inflight++
     const startedAt = performance.now()
     try {
@@ -532,7 +531,8 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
     let cursor = bobStart
     for (let n = 0; n < 20_000 && performance.now() < hardDeadline; n++) {
       if (gate.senderDone && acked.every((a) => deliveredIds.has(a.msgId))) return
-      const reply = await gated(base, 'update_data', { cursor, timeout: 1 }, bob.token, pollAttempts)
+      // Long polls held briefly: the last one, once the sender is done, ends soon after.
+      const reply = await gated(base, 'update_data', { cursor, timeout: 0.2 }, bob.token, pollAttempts)
       if (!reply.ok || reply.status !== 200) {
         if (reply.ok && reply.status < 500) throw new Error(`update_data: unexpected ${show(reply)}`)
         await sleep(100)
@@ -548,7 +548,7 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
 
   const loops = Promise.all([sendLoop(), receiveLoop()])
   loops.catch(() => {}) // awaited below; never an unhandled rejection meanwhile
-  await sleep(1000)
+  await eventually(() => acked.length >= 10, { what: 'sends to flow', timeoutMs: 10_000 }).catch(() => {})
   t.ok(acked.length > 0, `sends flow before the outage (${acked.length})`)
   t.equal(await listeners(), 1, "the server's LISTEN connection is open")
 
@@ -560,7 +560,8 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
       return { who: session.login, pending: command(base, 'update_data', { cursor, timeout: 30 }, session.token, 8000) }
     }),
   )
-  await sleep(300)
+  // Held: the four, and bob's poll of the load when it waits.
+  await eventually(async () => (await heldPolls(server)) >= heldAcross.length, { what: 'the polls to be held', everyMs: 25 }).catch(() => {})
 
   // --- Outage -------------------------------------------------------------------------
   const stopStarted = performance.now()
@@ -596,12 +597,16 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
       if (name === 'send_msg' && outcome.ok && outcome.status === 503) t.equal(outcome.body.error, 'unavailable', 'with the error code unavailable')
     }
     t.ok(server.child.exitCode === null && server.child.signalCode === null && isAlive(server.pid), `down, round ${round}: the server process is alive`)
-    await sleep(700)
+    // Meanwhile the load keeps trying: two attempts more of the sender's per round.
+    await eventually(() => sendAttempts.filter((a) => a.startedAt >= stoppedAt).length >= 2 * (round + 1) + 1, {
+      what: 'the sender to keep trying',
+      timeoutMs: 5000,
+    }).catch(() => {})
   }
 
   // Pause the load: the LISTEN connection must come back with no request to trigger it.
   gate.paused = true
-  for (let i = 0; i < 140 && gate.inflight > 0; i++) await sleep(50)
+  await eventually(() => gate.inflight === 0, { what: 'the load to pause', timeoutMs: 7000, everyMs: 20 }).catch(() => {})
   t.equal(gate.inflight, 0, 'the load is paused')
   const downSends = sendAttempts.filter((a) => a.startedAt >= stoppedAt)
   const transitionSends = sendAttempts.filter((a) => a.startedAt < stoppedAt && a.outcome.at > stopStarted)
@@ -643,13 +648,11 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
   t.comment(`outage lasted ${(upAt - stopStarted).toFixed(0)} ms (restart took ${(upAt - restartStarted).toFixed(0)} ms)`)
 
   let listenBackAt: number | undefined
-  for (let i = 0; i < 100 && performance.now() - upAt < 8000; i++) {
-    if ((await listeners()) === 1) {
-      listenBackAt = performance.now()
-      break
-    }
-    await sleep(100)
-  }
+  await eventually(async () => (await listeners()) === 1 && (listenBackAt = performance.now()), {
+    what: 'the LISTEN connection to come back',
+    timeoutMs: 8000,
+    everyMs: 50,
+  }).catch(() => {})
   t.ok(listenBackAt !== undefined, `the LISTEN connection came back by itself, no request sent (${listenBackAt === undefined ? 'not within 8 s' : `${(listenBackAt - upAt).toFixed(0)} ms after the restart`})`)
   t.ok(
     server.lines.some((l) => l.includes('LISTEN connection lost')),
@@ -658,15 +661,15 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
 
   gate.paused = false
   const resumedAt = performance.now()
-  while (!acked.some((a) => a.at > resumedAt) && performance.now() - resumedAt < 8000 && !gate.senderDone) await sleep(25)
+  await eventually(() => acked.some((a) => a.at > resumedAt) || gate.senderDone, { what: 'a send to succeed again', timeoutMs: 8000 }).catch(() => {})
   const firstAfter = acked.find((a) => a.at > resumedAt)
   t.ok(firstAfter && firstAfter.at - resumedAt < 5000, `sends succeed again (${firstAfter ? `${(firstAfter.at - resumedAt).toFixed(0)} ms after the load resumed` : 'not within 8 s'})`)
   let ready: Outcome | undefined
-  for (let i = 0; i < 50; i++) {
-    ready = await request(base, 'GET', 'readyz')
-    if (ready.ok && ready.status === 200) break
-    await sleep(100)
-  }
+  await eventually(async () => (ready = await request(base, 'GET', 'readyz')).ok && ready.status === 200, {
+    what: '/readyz to be 200',
+    timeoutMs: 5000,
+    everyMs: 50,
+  }).catch(() => {})
   t.equal(ready?.ok && ready.status, 200, '/readyz is 200 again')
 
   // The sends probed while down (503) go through now, once.
@@ -677,14 +680,16 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
     if (retry.ok) downAcks.push(retry.body.msg_id)
   }
 
-  await sleep(1500)
+  // The load runs on a while after the recovery: ten more messages acknowledged.
+  const recovered = acked.length
+  await eventually(() => acked.length >= recovered + 10 || gate.senderDone, { what: 'ten more sends after the recovery', timeoutMs: 10_000 }).catch(() => {})
   gate.stop = true
   await loops
 
   // A new held poll is woken by a new send within 1 s: wake-ups work again.
   const cursor = await currentCursor(server, carol)
   const held = command(base, 'update_data', { cursor, timeout: 10 }, carol.token, 12_000)
-  await sleep(300)
+  await eventually(async () => (await heldPolls(server)) === 1, { what: "carol's poll to be held", everyMs: 25 }).catch(() => {})
   const sent = await command(base, 'send_msg', { to_uid: carol.uid, msg: 'after the outage' }, alice.token)
   t.equal(sent.ok && sent.status, 200, 'a send after the outage')
   const woke = await held
@@ -730,7 +735,11 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
   t.equal(gone[0]?.level, 40, '... as a warning')
   t.equal(back.length, 1, 'one line says it is back')
   t.equal(back[0]?.level, 40, '... as a warning')
-  t.ok(back[0]?.outageMs >= 1000, `... with the outage's length (${back[0]?.outageMs} ms)`)
+  // At least from the first 503 seen here (the outage was noted before it was answered) to
+  // the restart's start (the database answered no sooner).
+  const firstUnavailableAt = Math.min(...[...sendAttempts, ...pollAttempts].filter((a) => isUnavailable(a.outcome)).map((a) => a.outcome.at))
+  const seenOutage = Math.floor(restartStarted - firstUnavailableAt)
+  t.ok(back[0]?.outageMs >= seenOutage, `... with the outage's length (${back[0]?.outageMs} ms; at least ${seenOutage} ms seen from here)`)
   t.same(
     logged.filter((entry) => entry.level >= 50).map((entry) => entry.msg),
     [],
@@ -780,7 +789,7 @@ t.test('graceful shutdown: held polls answered, in-flight request finished, exit
     ...withCursor.map(({ session, cursor }) => ({ who: session.login, cursor, pending: command(server.base, 'update_data', { cursor, timeout: 30 }, session.token, 15_000) })),
     { who: `${bob.login} (2nd session, no cursor)`, cursor: undefined, pending: command(server.base, 'update_data', { timeout: 30 }, bob2.token, 15_000) },
   ]
-  t.ok(await waitForHeldPolls(server, polls.length), `${polls.length} polls are held`)
+  t.ok(await holdsPolls(server, polls.length), `${polls.length} polls are held`)
 
   // The in-flight request: alice's send waits on her users row, which the test locks.
   const knex = createKnex({ url, schema, poolMax: 2 })
@@ -795,14 +804,13 @@ t.test('graceful shutdown: held polls answered, in-flight request finished, exit
   const inflight = command(server.base, 'send_msg', { to_uid: dave.uid, msg: 'in flight', client_msg_id: 'inflight-1' }, alice.token, 15_000).finally(
     () => (inflightState.answered = true),
   )
-  let blocked = false
-  for (let i = 0; i < 60 && !blocked; i++) {
+  const waitsOnTheRow = async () => {
     const { rows } = await knex.raw(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock_shared%'`,
     )
-    blocked = rows[0].n > 0
-    if (!blocked) await sleep(50)
+    return rows[0].n > 0
   }
+  const blocked = await eventually(waitsOnTheRow, { what: 'the send to wait on the row lock', timeoutMs: 3000, everyMs: 50 }).catch(() => false)
   t.ok(blocked, 'the send is in flight, waiting on the row lock')
 
   const signalledAt = performance.now()
@@ -844,7 +852,9 @@ t.test('graceful shutdown: held polls answered, in-flight request finished, exit
 
   // The in-flight request's connection is a keep-alive one (as every browser's and the
   // desktop client's is): once answered, nothing may keep the process waiting for it.
-  const exit = await Promise.race([server.exited, sleep(GRACE_MS + 2000).then(() => 'timeout' as const)])
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  void server.exited.then((value) => (exited = value))
+  const exit = await eventually(() => exited, { what: 'the process to exit', timeoutMs: GRACE_MS + 2000, everyMs: 10 }).catch(() => 'timeout' as const)
   const exitedAfter = performance.now() - signalledAt
   t.not(exit, 'timeout', `the process exited within SHUTDOWN_GRACE_MS + 2 s (${exitedAfter.toFixed(0)} ms)`)
   if (exit !== 'timeout') t.same(exit, { code: 0, signal: null }, 'with code 0')

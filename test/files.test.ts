@@ -27,7 +27,7 @@ import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { befriend, build, call, drain, poll, signUp, sleep, type TestSession } from './helper.js'
+import { befriend, build, call, drain, eventually, poll, signUp, sleep, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -500,7 +500,10 @@ t.test('cap: a declared Content-Length above MAX_FILE_BYTES is 413 at once, befo
     request.on('response', (response) => readReply(response).then(resolve, reject))
   })
   request.flushHeaders()
-  const answered = await Promise.race([reply, sleep(3000).then(() => undefined)])
+  let answered: StreamedReply | undefined
+  reply.then((value) => (answered = value)).catch(() => {})
+  // The body never comes: an answer that waited for it would never come either.
+  await eventually(() => answered, { what: 'the answer to the headers alone', timeoutMs: 3000 }).catch(() => {})
   request.destroy()
   t.ok(answered, 'answered without waiting for the body')
   t.equal(answered?.status, 413, 'a declared size over the cap: 413')
@@ -620,20 +623,15 @@ t.test('an upload interrupted mid-body leaves no row and no partial file; the se
 
   // The server is writing it: a .part file appears in incoming/.
   let partial: string[] = []
-  for (let i = 0; i < 100 && partial.length === 0; i++) {
-    partial = (await readdir(incoming).catch(() => [] as string[])).filter((name) => name.endsWith('.part'))
-    if (partial.length === 0) await sleep(20)
-  }
+  const parts = async () => (partial = (await readdir(incoming).catch(() => [] as string[])).filter((name) => name.endsWith('.part'))).length > 0
+  await eventually(parts, { what: 'a .part file in incoming/', everyMs: 20 }).catch(() => {})
   t.equal(partial.length, 1, 'while the body streams, a .part file is being written in incoming/')
 
   request.destroy()
   await clientError
 
   let left: string[] = ['?']
-  for (let i = 0; i < 50 && left.length > 0; i++) {
-    await sleep(20)
-    left = await filesUnder(filesDir)
-  }
+  await eventually(async () => (left = await filesUnder(filesDir)).length === 0, { what: 'files/ to be empty', everyMs: 20, timeoutMs: 1000 }).catch(() => {})
   t.strictSame(left, [], 'nothing remains under files/ (incoming/ is empty)')
   t.strictSame(await fileRows(app, alice.uid), [], 'no files row for the user')
 

@@ -6,8 +6,9 @@
 // exactly once and in order through cursor polls, idempotent retries, a bounded stress).
 import t from 'tap'
 import type { Knex } from 'knex'
-import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession, type PolledMessage } from './helper.js'
+import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, keepAdvancing, metricValue, metrics, poll, sleep, signUp, testDatabaseUrl, type TestSession, type PolledMessage } from './helper.js'
 import type { App } from '../src/app.js'
+import { ManualClock } from '../src/clock.js'
 import { createBatcher } from '../src/batcher.js'
 import { sendDirectMessages, type DirectSend } from '../src/event-log/index.js'
 import { channelOf } from '../src/event-log/wake-ups.js'
@@ -512,7 +513,10 @@ t.test('send_msg stress: concurrent senders, every acknowledged message exactly 
   const RECEIVERS = 8
   const SENDERS = 24
   const PER_SENDER = 10
-  const app = await build(t)
+  // Held polls end by a message, or at their timeout on the app's clock, which moves once
+  // every send was acknowledged (the last polls then end at once instead of after 1 s).
+  const clock = new ManualClock()
+  const app = await build(t, {}, undefined, clock)
   const users = await insertUsers(app, RECEIVERS + SENDERS, 'st')
   const receivers = users.slice(0, RECEIVERS)
   const senders = users.slice(RECEIVERS)
@@ -561,7 +565,9 @@ t.test('send_msg stress: concurrent senders, every acknowledged message exactly 
   }
 
   const began = Date.now()
-  await Promise.all([sendAll(), ...receivers.map((_, r) => pollLoop(r))])
+  let stopClock = () => {}
+  await Promise.all([sendAll().then(() => (stopClock = keepAdvancing(t, clock, 1000))), ...receivers.map((_, r) => pollLoop(r))])
+  stopClock()
   const elapsed = Date.now() - began
 
   t.equal(serverErrors, 0, 'no 5xx')

@@ -8,7 +8,7 @@
 //    each gets the message once, and /metrics shows their reads shared statements.
 import t from 'tap'
 import { readLog, readLogs, type LogRead } from '../src/event-log/read.js'
-import { befriend, build, call, drain, metricValue, metrics, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
+import { befriend, build, call, drain, eventually, metricValue, metrics, poll, signUp, uniqueLogin, type TestSession } from './helper.js'
 
 t.test('readLogs: each read gets exactly what it would get alone', async (t) => {
   const adminLogin = uniqueLogin('Admin')
@@ -86,7 +86,7 @@ t.test('polls woken by one commit read their logs together, each once', async (t
   const cursors = await Promise.all(members.map((m) => drain(app, m)))
 
   const held = members.map((m, i) => poll(app, m, cursors[i], 10))
-  for (let i = 0; i < 200 && app.eventLog.polls.size < members.length; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await eventually(() => app.eventLog.polls.size >= members.length, { what: 'every member to hold a poll', timeoutMs: 2000, everyMs: 10 }).catch(() => {})
   t.equal(app.eventLog.polls.size, members.length, 'every member holds a poll')
   const before = await metrics(app)
   const readsBefore = metricValue(before, 'messenger_log_reads_total')

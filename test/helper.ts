@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { buildApp, type App } from '../src/app.js'
-import type { Clock } from '../src/clock.js'
+import type { Clock, ManualClock } from '../src/clock.js'
 import { defaultConfig, type Config } from '../src/config.js'
 import { createKnex, migrate } from '../src/database.js'
 import type { Static } from 'typebox'
@@ -134,6 +134,68 @@ export async function poll(app: App, session: TestSession, cursor: number, timeo
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+export interface EventuallyOptions {
+  /** What is awaited, for the error on timeout ("the poll to be held"). */
+  what: string
+  /** Real time to give up after; 5 s unless told. */
+  timeoutMs?: number
+  /** Real time between two checks; 5 ms unless told. */
+  everyMs?: number
+}
+
+/**
+ * The one wait-until of the tests: checks `check` every few ms (real time) until it returns a
+ * truthy value, which it returns; throws naming `what` once `timeoutMs` passed. Time-based
+ * rules are not awaited with it: the test moves the app's ManualClock instead, and uses this
+ * only for the async work that follows.
+ */
+export async function eventually<T>(check: () => T | Promise<T>, { what, timeoutMs = 5000, everyMs = 5 }: EventuallyOptions): Promise<T> {
+  const started = performance.now()
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
+/** `promise` with a `done` flag that turns true once it has settled (for "not answered yet" checks). */
+export function tracked<T>(promise: Promise<T>): { promise: Promise<T>; readonly done: boolean } {
+  const state = { promise, done: false }
+  promise.then(
+    () => (state.done = true),
+    () => (state.done = true),
+  )
+  return state
+}
+
+/**
+ * Awaits `reply` (a poll) while moving `clock` by `stepMs` whenever `app` holds a poll, so
+ * that an idle poll reaches its timeout at once instead of after that much real time.
+ */
+export async function advancingWhileHeld<T>(app: App, clock: ManualClock, reply: Promise<T>, stepMs: number): Promise<T> {
+  const poll = tracked(reply)
+  await eventually(
+    () => {
+      if (!poll.done && app.eventLog.polls.size > 0) clock.advance(stepMs)
+      return poll.done
+    },
+    { what: 'the poll to answer', timeoutMs: 10_000 },
+  )
+  return reply
+}
+
+/**
+ * Moves `clock` by `stepMs` every `everyMs` of real time until the returned stop is called
+ * (and at the latest when `t` ends): held polls reach their timeouts without being waited out.
+ */
+export function keepAdvancing(t: Test, clock: ManualClock, stepMs: number, everyMs = 10): () => void {
+  const timer = setInterval(() => clock.advance(stepMs), everyMs)
+  const stop = () => clearInterval(timer)
+  t.teardown(stop)
+  return stop
+}
+
 /** GET /metrics (through app.inject): the Prometheus text. */
 export async function metrics(app: App): Promise<string> {
   const response = await app.inject({ method: 'GET', url: '/metrics' })
@@ -148,25 +210,29 @@ export function metricValue(metricsText: string, name: string): number {
   return Number(line.slice(name.length + 1))
 }
 
+/** How many backends wait, directly or transitively, on the backend `pid` right now. */
+export async function backendsWaitingOn(app: App, pid: number): Promise<number> {
+  const result = await app.db.raw(
+    `WITH RECURSIVE waiting(pid) AS (
+       SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))
+       UNION
+       SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid))
+     ) SELECT count(*)::int AS n FROM waiting`,
+    [pid],
+  )
+  return result.rows[0].n
+}
+
 /**
  * Waits (bounded, about 5 s) until at least `atLeast` backends wait, directly or
  * transitively, on the backend `pid`; returns how many do (fewer when it gave up).
  */
 export async function backendsBlockedBy(app: App, pid: number, atLeast = 1): Promise<number> {
   let blocked = 0
-  for (let i = 0; i < 200; i++) {
-    const result = await app.db.raw(
-      `WITH RECURSIVE waiting(pid) AS (
-         SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))
-         UNION
-         SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY(pg_blocking_pids(a.pid))
-       ) SELECT count(*)::int AS n FROM waiting`,
-      [pid],
-    )
-    blocked = result.rows[0].n
-    if (blocked >= atLeast) break
-    await sleep(25)
-  }
+  await eventually(async () => (blocked = await backendsWaitingOn(app, pid)) >= atLeast, {
+    what: `${atLeast} backend(s) waiting on backend ${pid}`,
+    everyMs: 25,
+  }).catch(() => {})
   return blocked
 }
 

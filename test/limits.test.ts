@@ -5,8 +5,9 @@ import http from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
+import { ManualClock } from '../src/clock.js'
 import { createKnex } from '../src/database.js'
-import { drain, sleep, befriend, build, call, poll, signUp, type TestSession } from './helper.js'
+import { backendsWaitingOn, drain, eventually, sleep, befriend, build, call, poll, signUp, type TestSession } from './helper.js'
 
 type Json = Record<string, unknown>
 
@@ -43,16 +44,6 @@ function isError(t: Test, reply: { status: number; headers: Json; body: unknown 
 }
 
 
-/** Waits until `condition` holds (polled every 10 ms), failing after `ms`. */
-async function waitFor(condition: () => boolean, ms = 5000, what = 'condition') {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-
 /** A second session of the same user. */
 async function login(app: App, user: TestSession, password = 'secret1'): Promise<TestSession> {
   const authorized = await call(app, 'authorization', { login: user.login, password })
@@ -71,6 +62,21 @@ function heldPoll(app: App, session: TestSession, body: Json) {
     return reply
   })
   return { state, promise }
+}
+
+/**
+ * A poll held on an app with a ManualClock, whose hold began at `began` on that clock:
+ * moves the clock to 1 ms before `holdMs`, checks that the poll is still held, then to
+ * `holdMs`, and returns the reply, which must come at once.
+ */
+async function answeredAtTimeout(t: Test, clock: ManualClock, held: ReturnType<typeof heldPoll>, began: number, holdMs: number, what: string) {
+  clock.advance(began + holdMs - 1 - clock.now())
+  await sleep(50) // time to answer, were it to answer early
+  t.notOk(held.state.done, `${what}: still held 1 ms before ${holdMs} ms`)
+  clock.advance(1)
+  await eventually(() => held.state.done, { what: `${what} to answer at ${holdMs} ms`, timeoutMs: 2000 })
+  t.pass(`${what}: answered at ${holdMs} ms on the app's clock`)
+  return held.promise
 }
 
 interface HttpReply {
@@ -355,46 +361,56 @@ t.test('GET /get_user', async (t) => {
 })
 
 t.test('long-poll timeouts', async (t) => {
-  t.test('timeout 0 answers at once; timeout 1 after about a second, same cursor', async (t) => {
-    const app = await build(t)
+  t.test('timeout 0 answers at once; timeout 1 after a second on the app clock, same cursor', async (t) => {
+    const clock = new ManualClock()
+    const app = await build(t, {}, undefined, clock)
     const alice = await signUp(app)
     const start0 = Date.now()
     const first = await poll(app, alice, 0, 0)
     t.ok(Date.now() - start0 < 500, `timeout 0: answered in ${Date.now() - start0} ms`)
     t.same([first.msg_array, first.events_array], [[], []], 'nothing pending')
 
-    const start1 = Date.now()
-    const held = await poll(app, alice, first.cursor, 1)
-    const elapsed = Date.now() - start1
-    t.ok(elapsed >= 950 && elapsed < 2500, `timeout 1: answered after ${elapsed} ms`)
+    const began = clock.now()
+    const pending = heldPoll(app, alice, { cursor: first.cursor, timeout: 1 })
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held' })
+    const held = (await answeredAtTimeout(t, clock, pending, began, 1000, 'timeout 1')).body as Json & { msg_array: unknown[]; events_array: unknown[]; cursor: number; server_time: number }
     t.same([held.msg_array, held.events_array], [[], []], 'empty arrays')
     t.equal(held.cursor, first.cursor, 'the same cursor')
-    t.ok(Math.abs(held.server_time - Date.now() / 1000) < 5, 'server_time is the clock in UNIX seconds')
+    t.equal(held.server_time, Math.floor(clock.now() / 1000), "server_time is the app's clock in UNIX seconds")
+  })
 
+  t.test('a fractional timeout on the system clock: timeout 0.3 answers after about 300 ms', async (t) => {
+    const app = await build(t)
+    const alice = await signUp(app)
+    const cursor = await drain(app, alice)
     const fractional = Date.now()
-    await poll(app, alice, first.cursor, 0.3)
+    const reply = await poll(app, alice, cursor, 0.3)
     const fractionalElapsed = Date.now() - fractional
     t.ok(fractionalElapsed >= 250 && fractionalElapsed < 1500, `timeout 0.3: ${fractionalElapsed} ms`)
+    t.same([reply.msg_array, reply.events_array, reply.cursor], [[], [], cursor], 'empty, cursor unchanged')
   })
 
   t.test('a timeout above the cap is clamped', async (t) => {
-    const app = await build(t, { pollMaxSeconds: 1, pollDefaultSeconds: 1 })
+    const clock = new ManualClock()
+    const app = await build(t, { pollMaxSeconds: 1, pollDefaultSeconds: 1 }, undefined, clock)
     const alice = await signUp(app)
-    const start = Date.now()
-    const reply = await poll(app, alice, 0, 30)
-    const elapsed = Date.now() - start
-    t.ok(elapsed >= 950 && elapsed < 2500, `timeout 30 with a 1 s cap: answered after ${elapsed} ms`)
-    t.same([reply.msg_array, reply.events_array, reply.cursor], [[], [], 0], 'empty, cursor unchanged')
+    const began = clock.now()
+    const held = heldPoll(app, alice, { cursor: 0, timeout: 30 })
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held' })
+    const reply = await answeredAtTimeout(t, clock, held, began, 1000, 'timeout 30 with a 1 s cap')
+    t.equal(reply.status, 200)
+    t.same([reply.body.msg_array, reply.body.events_array, reply.body.cursor], [[], [], 0], 'empty, cursor unchanged')
   })
 
   t.test('the default hold is POLL_DEFAULT_SECONDS', async (t) => {
-    const app = await build(t, { pollDefaultSeconds: 1 })
+    const clock = new ManualClock()
+    const app = await build(t, { pollDefaultSeconds: 1 }, undefined, clock)
     const alice = await signUp(app)
-    const start = Date.now()
-    const reply = await call(app, 'update_data', { cursor: 0 }, alice.token)
-    const elapsed = Date.now() - start
+    const began = clock.now()
+    const held = heldPoll(app, alice, { cursor: 0 })
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held' })
+    const reply = await answeredAtTimeout(t, clock, held, began, 1000, 'no timeout given')
     t.equal(reply.status, 200)
-    t.ok(elapsed >= 950 && elapsed < 2500, `no timeout given: answered after ${elapsed} ms`)
     t.same([reply.body.msg_array, reply.body.events_array, reply.body.cursor], [[], [], 0], 'empty, cursor unchanged')
   })
 
@@ -405,7 +421,7 @@ t.test('long-poll timeouts', async (t) => {
     await befriend(app, alice, bob)
     const cursor = await drain(app, bob)
     const held = heldPoll(app, bob, { cursor, timeout: 10 })
-    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held', timeoutMs: 5000 })
     const sentAt = Date.now()
     t.equal((await call(app, 'send_msg', { to_uid: bob.uid, msg: 'wake up' }, alice.token)).status, 200)
     const reply = await held.promise
@@ -419,20 +435,22 @@ t.test('long-poll timeouts', async (t) => {
 
 t.test('held polls: one per session, capped per user', async (t) => {
   t.test('the same session polling again ends its first poll', async (t) => {
-    const app = await build(t)
+    const clock = new ManualClock()
+    const app = await build(t, {}, undefined, clock)
     const alice = await signUp(app)
     const first = heldPoll(app, alice, { cursor: 0, timeout: 10 })
-    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the first poll to be held')
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the first poll to be held', timeoutMs: 5000 })
     const secondStarted = Date.now()
+    const secondBegan = clock.now()
     const second = heldPoll(app, alice, { cursor: 0, timeout: 2 })
     const firstReply = await first.promise
     t.ok(Date.now() - secondStarted < 1000, `the first poll was answered ${Date.now() - secondStarted} ms after the second began`)
     t.equal(firstReply.status, 200, 'with 200')
     t.same([firstReply.body.msg_array, firstReply.body.events_array, firstReply.body.cursor], [[], [], 0], 'and empty arrays')
     t.notOk(second.state.done, 'the second poll is still held')
-    const secondReply = await second.promise
-    t.equal(secondReply.status, 200, 'the second poll ends normally')
-    t.ok(second.state.elapsed >= 1900, `after its own timeout (${second.state.elapsed} ms)`)
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'the second poll to be held' })
+    const secondReply = await answeredAtTimeout(t, clock, second, secondBegan, 2000, 'the second poll')
+    t.equal(secondReply.status, 200, 'the second poll ends normally, after its own timeout')
   })
 
   t.test('beyond MAX_HELD_POLLS_PER_USER the oldest poll ends', async (t) => {
@@ -442,9 +460,9 @@ t.test('held polls: one per session, capped per user', async (t) => {
     const s3 = await login(app, s1)
     t.not(s1.session_key, s2.session_key, 'distinct sessions')
     const p1 = heldPoll(app, s1, { cursor: 0, timeout: 15 })
-    await waitFor(() => app.eventLog.polls.size === 1, 5000, 'poll 1 to be held')
+    await eventually(() => app.eventLog.polls.size === 1, { what: 'poll 1 to be held', timeoutMs: 5000 })
     const p2 = heldPoll(app, s2, { cursor: 0, timeout: 15 })
-    await waitFor(() => app.eventLog.polls.size === 2, 5000, 'poll 2 to be held')
+    await eventually(() => app.eventLog.polls.size === 2, { what: 'poll 2 to be held', timeoutMs: 5000 })
     await sleep(100)
     t.notOk(p1.state.done, 'two held polls are within the cap')
     const thirdStarted = Date.now()
@@ -453,7 +471,7 @@ t.test('held polls: one per session, capped per user', async (t) => {
     t.ok(Date.now() - thirdStarted < 1000, `the oldest poll was answered ${Date.now() - thirdStarted} ms after the third began`)
     t.equal(r1.status, 200, 'with 200')
     t.same([r1.body.msg_array, r1.body.events_array], [[], []], 'and empty arrays')
-    await waitFor(() => app.eventLog.polls.size === 2, 5000, 'poll 3 to be held')
+    await eventually(() => app.eventLog.polls.size === 2, { what: 'poll 3 to be held', timeoutMs: 5000 })
     await sleep(100)
     t.notOk(p2.state.done, 'the second poll is still held')
     t.notOk(p3.state.done, 'the third poll is held')
@@ -503,7 +521,7 @@ t.test('cursorless position: a reply not written out does not move it', async (t
   const events = await cursorless(0)
   t.equal(events.status, 200)
   t.equal((events.body as Json & { events_array: unknown[] }).events_array.length, 1, 'the contact request, once')
-  await waitFor(() => app.eventLog.polls.size === 0, 5000, 'the first poll to end')
+  await eventually(() => app.eventLog.polls.size === 0, { what: 'the first poll to end', timeoutMs: 5000 })
   await sleep(100) // the acknowledgement is written after the reply
 
   // A held cursorless poll whose client goes away before anything arrives.
@@ -511,10 +529,10 @@ t.test('cursorless position: a reply not written out does not move it', async (t
   reply.catch(() => {})
   let answered = false
   request.on('response', () => (answered = true))
-  await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
+  await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held', timeoutMs: 5000 })
   request.destroy()
   const destroyedAt = Date.now()
-  await waitFor(() => app.eventLog.polls.size === 0, 4000, 'the server to notice the client went away')
+  await eventually(() => app.eventLog.polls.size === 0, { what: 'the server to notice the client went away', timeoutMs: 4000 })
   t.ok(Date.now() - destroyedAt < 2000, 'the abandoned poll ended early')
   t.notOk(answered, 'nothing reached the aborted client')
 
@@ -536,7 +554,7 @@ t.test('cursorless position: an immediate re-poll never repeats the last reply',
   // The desktop client polls again the moment a reply arrived, on the same connection.
   // The position must already have moved by then, even when the write that moves it has
   // to wait: a send_msg to the same user holds that user's row lock (lockUserPair,
-  // appendEvents) until it commits. Here a second connection holds that lock for 1.5 s.
+  // appendEvents) until it commits. Here a second connection holds that lock meanwhile.
   const app = await build(t)
   const alice = await signUp(app)
   const bob = await signUp(app)
@@ -565,21 +583,38 @@ t.test('cursorless position: an immediate re-poll never repeats the last reply',
   const released = new Promise<void>((resolve) => (release = resolve))
   let locked!: () => void
   const lockTaken = new Promise<void>((resolve) => (locked = resolve))
+  let lockerPid!: number
   const holder = locker.transaction(async (trx) => {
+    lockerPid = (await trx.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid
     await trx.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [bob.uid])
     locked()
     await released
   })
   await lockTaken
-  const timer = setTimeout(release, 1500)
+  // The lock is held until both polls have answered, or until something waits on it while
+  // the re-poll is under way (the re-poll then waits for the write that moves the
+  // position), or while the first poll has not answered for 200 ms (it waits itself).
+  let repolling = false
+  let repolled = false
+  let firstWaitingSince: number | undefined
+  const mayRelease = async () => {
+    if (repolled) return true
+    const waiting = (await backendsWaitingOn(app, lockerPid)) > 0
+    if (repolling) return waiting && app.eventLog.polls.size === 1
+    firstWaitingSince = waiting ? (firstWaitingSince ?? performance.now()) : undefined
+    return firstWaitingSince !== undefined && performance.now() - firstWaitingSince >= 200
+  }
+  const releaser = eventually(mayRelease, { what: 'the polls to answer or to wait behind the lock' }).finally(release)
   try {
     const first = await cursorless()
+    repolling = true
     t.same(first.msg_array.map((m) => m.text), ['only once'], 'the first poll gets the message')
     const second = await cursorless()
+    repolled = true
     t.same(second.msg_array.map((m) => m.text), [], 'the immediate re-poll does not get it again')
   } finally {
-    clearTimeout(timer)
-    release()
+    repolled = true
+    await releaser.catch((error) => t.fail(String(error)))
     await holder
   }
   await sleep(200)
@@ -587,11 +622,25 @@ t.test('cursorless position: an immediate re-poll never repeats the last reply',
   t.same(later.msg_array, [], 'nor does a later one')
 })
 
-t.test('idle keep-alive connections stay open and are reused', async (t) => {
+// Node closes an idle keep-alive connection once the socket timeout it arms after each
+// response fires: keepAliveTimeout plus a margin of its own (1 s in Node 20). The tests
+// read that armed timeout instead of idling for it, and fire it to see the server close.
+
+/** The server side of each connection the app accepts from now on. */
+function serverSockets(app: App): Socket[] {
+  const sockets: Socket[] = []
+  app.server.on('connection', (socket: Socket) => sockets.push(socket))
+  return sockets
+}
+
+t.test('idle keep-alive connections stay open (KEEP_ALIVE_TIMEOUT_MS, 75 s at least by default) and are reused', async (t) => {
   const app = await build(t)
   const alice = await signUp(app)
   const port = await listen(app)
-  t.ok(app.server.keepAliveTimeout >= 75_000, `server keepAliveTimeout is ${app.server.keepAliveTimeout} ms`)
+  // The desktop client keeps an idle connection for up to 75 s: Node's 5 s default would cut it.
+  t.ok(app.config.keepAliveTimeoutMs >= 75_000, `KEEP_ALIVE_TIMEOUT_MS defaults to ${app.config.keepAliveTimeoutMs} ms`)
+  t.equal(app.server.keepAliveTimeout, app.config.keepAliveTimeoutMs, "and is the server's keepAliveTimeout")
+  const accepted = serverSockets(app)
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => agent.destroy())
@@ -604,15 +653,74 @@ t.test('idle keep-alive connections stay open and are reused', async (t) => {
   const keepAlive = String(first.headers['keep-alive'] ?? '')
   const hint = Number(/timeout=(\d+)/.exec(keepAlive)?.[1] ?? NaN)
   t.ok(hint >= 75, `Keep-Alive header advertises timeout=${hint}`)
+  t.equal(accepted.length, 1, 'one connection')
+  const idleTimeout = await eventually(() => accepted[0]!.timeout ?? 0, { what: 'the idle timeout to be armed' })
+  t.ok(idleTimeout >= 75_000, `the idle connection is closed only after ${idleTimeout} ms (longer than Node's 5 s default)`)
   let closed = false
   first.socket.once('close', () => (closed = true))
 
-  await sleep(6000) // longer than Node's 5 s default keepAliveTimeout
+  await sleep(150)
   t.notOk(closed, 'the idle connection was not closed')
   const second = await get()
   t.equal(second.status, 200)
   t.ok(second.reusedSocket, 'the second request reused the pooled connection')
   t.equal(second.socket, first.socket, 'on the very same socket')
+  t.equal(accepted.length, 1, 'no new connection')
+})
+
+/** Sends one HTTP/1.1 GET on an open socket and resolves once the whole response (Content-Length) is in. */
+function getOnSocket(socket: Socket, path: string, token: string): Promise<{ status: number; headers: string }> {
+  return new Promise((resolve, reject) => {
+    let data = Buffer.alloc(0)
+    const onData = (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk])
+      const end = data.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const head = data.subarray(0, end).toString('latin1')
+      const length = Number(/^content-length:\s*(\d+)/im.exec(head)?.[1] ?? 0)
+      if (data.length < end + 4 + length) return
+      socket.off('data', onData)
+      socket.off('error', reject)
+      resolve({ status: Number(head.split(' ')[1]), headers: head })
+    }
+    socket.on('data', onData)
+    socket.once('error', reject)
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: keep-alive\r\n\r\n`)
+  })
+}
+
+t.test('the keep-alive mechanism, with KEEP_ALIVE_TIMEOUT_MS 300: open while idle below it, closed by the server when it runs out', async (t) => {
+  const timeoutMs = 300
+  const app = await build(t, { keepAliveTimeoutMs: timeoutMs })
+  const alice = await signUp(app)
+  const port = await listen(app)
+  t.equal(app.server.keepAliveTimeout, timeoutMs, "the server's keepAliveTimeout is KEEP_ALIVE_TIMEOUT_MS")
+  const accepted = serverSockets(app)
+
+  // A raw socket: an HTTP client would itself drop a connection advertised with timeout=0.
+  const socket = net.connect(port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  let ended = false
+  socket.once('end', () => (ended = true))
+  const path = `/get_user?id=${alice.uid}`
+
+  const first = await getOnSocket(socket, path, alice.token)
+  t.equal(first.status, 200, 'a first request')
+  t.match(first.headers, /^connection: keep-alive/im, 'answered keep-alive')
+  await sleep(timeoutMs / 2)
+  t.notOk(ended, `idle for ${timeoutMs / 2} ms: the connection is open`)
+  const second = await getOnSocket(socket, path, alice.token)
+  t.equal(second.status, 200, 'and serves the next request')
+  t.equal(accepted.length, 1, 'on the same connection')
+
+  const server = accepted[0]!
+  const idleTimeout = await eventually(() => server.timeout ?? 0, { what: 'the idle timeout to be armed' })
+  t.ok(idleTimeout >= timeoutMs && idleTimeout <= timeoutMs + 1000, `idle, it is closed after ${idleTimeout} ms: KEEP_ALIVE_TIMEOUT_MS plus Node's margin`)
+  t.notOk(ended, 'still open meanwhile')
+  server.emit('timeout') // what the socket does once that time has passed
+  await eventually(() => ended, { what: 'the server to close the idle connection', timeoutMs: 2000 })
+  t.pass('the server closed the idle connection when its idle timeout ran out')
 })
 
 t.test('graceful shutdown answers held polls at once', async (t) => {
@@ -625,7 +733,7 @@ t.test('graceful shutdown answers held polls at once', async (t) => {
     headers: { authorization: `Bearer ${alice.token}` },
     body: JSON.stringify({ cursor: 0, timeout: 20 }),
   })
-  await waitFor(() => app.eventLog.polls.size === 1, 5000, 'the poll to be held')
+  await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held', timeoutMs: 5000 })
   const closing = Date.now()
   await app.close()
   const closeMs = Date.now() - closing

@@ -23,19 +23,10 @@ import { WakeUpListener, channelOf, type WakeUp } from '../src/event-log/wake-up
 import { insertMessage } from '../src/data/messages.js'
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
-import { befriend, build, call, collect, drain, metricValue, metrics, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, eventually, metricValue, metrics, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
 import { befriend as befriendOver, currentCursor, holdPoll, post, signUp as signUpOn, startServers, type ServerProcess } from './processes.js'
 
 type Json = Record<string, any>
-
-/** Resolves once `check` holds; throws after `ms`. */
-async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. LogTails on a real EventHub
@@ -80,7 +71,7 @@ async function listeningHub(t: Test, options: { reconnectDelayMs?: number } = {}
       const from = heard.length
       const expected: Array<number | 'all'> = payload.startsWith('a:') ? ['all'] : payload.slice(2).split(',').map(Number)
       await client.query('SELECT pg_notify($1, $2)', [channel, payload])
-      await until(`the hub to hear ${payload}`, 2000, () => expected.every((who) => heard.slice(from).includes(who)))
+      await eventually(() => expected.every((who) => heard.slice(from).includes(who)), { what: `the hub to hear ${payload}`, timeoutMs: 2000 })
     },
     /** The backend of the hub's LISTEN connection. */
     async listenPid(): Promise<number> {
@@ -241,15 +232,15 @@ t.test('LogTails: a lost LISTEN connection forgets every end; reads across it or
 
   const heardBefore = heard.length
   await client.query('SELECT pg_terminate_backend($1)', [await listenPid()])
-  await until('the hub to notice the lost connection', 5000, () => !hub.listening)
+  await eventually(() => !hub.listening, { what: 'the hub to notice the lost connection', timeoutMs: 5000 })
   t.notOk(tails.nothingAfter(U, 100), 'the loss forgot the end (NOTIFYs from now on are lost)')
   const whileDown = tails.readStarting(W)
   t.equal(whileDown, 0, 'no token while reconnecting')
   tails.readEnded(W, whileDown, 10)
   t.notOk(tails.nothingAfter(W, 10), 'a read while reconnecting records nothing')
 
-  await until('the hub to reconnect', 5000, () => hub.listening)
-  await until('the restore wake-up', 2000, () => heard.slice(heardBefore).filter((w) => w === 'all').length >= 2)
+  await eventually(() => hub.listening, { what: 'the hub to reconnect', timeoutMs: 5000 })
+  await eventually(() => heard.slice(heardBefore).filter((w) => w === 'all').length >= 2, { what: 'the restore wake-up', timeoutMs: 2000 })
   tails.readEnded(V, acrossLoss, 10)
   t.notOk(tails.nothingAfter(V, 10), 'a read that started before the loss records nothing when it ends after it')
 
@@ -301,10 +292,10 @@ async function logReads(app: App): Promise<LogReads> {
 /** Waits until a poll started after `before` decided to read or to skip; the counters then. */
 async function decided(read: () => Promise<LogReads>, before: LogReads): Promise<LogReads> {
   let now = before
-  await until('the poll to read or skip', 3000, async () => {
+  await eventually(async () => {
     now = await read()
     return now.made + now.skipped > before.made + before.skipped
-  })
+  }, { what: 'the poll to read or skip', timeoutMs: 3000 })
   return now
 }
 
@@ -343,7 +334,7 @@ async function wakeUpsHeard(app: App): Promise<void> {
   await app.eventLog.listener.listen() // connected by the first poll otherwise
   const id = nextSentinel--
   await app.db.raw('SELECT pg_notify(?, ?)', [channelOf(app.config.databaseSchema), `u:${id}`])
-  await until('the hub to hear the sentinel wake-up', 2000, () => seen.has(id))
+  await eventually(() => seen.has(id), { what: 'the hub to hear the sentinel wake-up', timeoutMs: 2000 })
 }
 
 /** Stores a message for `to` and appends its log entry WITHOUT a wake-up this process hears: a commit whose NOTIFY is still on its way. */
@@ -373,7 +364,7 @@ t.test('the poll sent right after a reply skips its read, and the next send wake
   const { app, receiver, sender, cursor: c0 } = await pairReady(t)
 
   const first = timedPoll(app, receiver, c0, 5)
-  await until('the first poll to be held', 2000, () => app.eventLog.polls.size === 1)
+  await eventually(() => app.eventLog.polls.size === 1, { what: 'the first poll to be held', timeoutMs: 2000 })
   const one = await send(app, sender, receiver, 'one')
   const r1 = (await first).reply
   t.same(msgIds(r1), [one], 'the first poll returns the message')
@@ -531,7 +522,7 @@ t.test('a broadcast wakes a poll that skipped its read, and forgets the end of u
   t.match(reply.msg_array, [{ msg_id: sent.body.msg_id, kind: 'broadcast', text: 'to everyone' }], 'with the broadcast')
   t.equal(reply.msg_array.length, 1)
 
-  await until("the hub to hear the broadcast's wake-up", 2000, () => heard.includes('all'))
+  await eventually(() => heard.includes('all'), { what: "the hub to hear the broadcast's wake-up", timeoutMs: 2000 })
   before = await logReads(app)
   const late = await timedPoll(app, other, cOther, 5)
   const after = await logReads(app)
@@ -610,7 +601,7 @@ t.test('a lost LISTEN connection: a commit nobody heard is still delivered, to t
       const { rows } = await app.db.raw('SELECT pid FROM pg_stat_activity WHERE query = ?', [`LISTEN ${pg.escapeIdentifier(channel)}`])
       if (rows.length !== 1) throw new Error(`expected one LISTEN backend, found ${rows.length}`)
       await app.db.raw('SELECT pg_terminate_backend(?)', [rows[0].pid])
-      await until('the hub to notice the lost connection', 5000, () => !app.eventLog.listener.listening)
+      await eventually(() => !app.eventLog.listener.listening, { what: 'the hub to notice the lost connection', timeoutMs: 5000 })
       await trx.commit()
       committed.push(inserted!.id)
       return { id: inserted!.id, unheard: !app.eventLog.listener.listening }

@@ -3,7 +3,7 @@
 // gets; history pages (also while messages keep arriving); search; read markers and
 // unread counts; the dialogs list; message kinds; and the wiki dialect of these commands.
 import t, { type Test } from 'tap'
-import { drain, sleep, build, call, wiki, signUp, befriend, poll, type TestSession } from './helper.js'
+import { collect, drain, eventually, sleep, build, call, wiki, signUp, befriend, type TestSession } from './helper.js'
 import type { App } from '../src/app.js'
 import type { Static } from 'typebox'
 import type { Dialog as DialogSchema, GetHistoryReply, Message } from '../src/schemas/messages.js'
@@ -47,20 +47,6 @@ async function createRoom(app: App, owner: TestSession, members: TestSession[], 
   return roomId
 }
 
-
-/** Everything in the log after `cursor`. */
-async function collect(app: App, who: TestSession, cursor: number) {
-  const msgs: Item[] = []
-  const events: Item[] = []
-  for (let i = 0; i < 1000; i++) {
-    const reply = await poll(app, who, cursor)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) break
-    msgs.push(...reply.msg_array)
-    events.push(...reply.events_array)
-    cursor = reply.cursor
-  }
-  return { msgs, events, cursor }
-}
 
 const ids = (messages: { msg_id: unknown }[]) => messages.map((m) => m.msg_id as number)
 const ofType = (events: Item[], type: string) => events.filter((e) => e.type === type)
@@ -581,7 +567,7 @@ t.test('get_dialogs: direct chats and rooms, newest activity first, paged', asyn
   t.same(await dialogs(app, p3), { dialogs: [], total: 0 }, 'a contact never written to is no dialog')
 
   // All within one second: the order must follow the activity, not ids.
-  while (Date.now() % 1000 > 100) await sleep(10)
+  await eventually(() => Date.now() % 1000 <= 100, { what: 'the start of a second', timeoutMs: 1000, everyMs: 10 })
   await send(app, me, { to_uid: p2.uid }, 'to p2')
   await send(app, host, { room_id: theirs }, 'in their room')
   await send(app, p1, { to_uid: me.uid }, 'from p1')
@@ -612,7 +598,7 @@ t.test('get_dialogs: direct chats and rooms, newest activity first, paged', asyn
   t.match(ofP2, { total: 1, dialogs: [{ to_uid: me.uid, title: me.login, unread: 1, last_message: { text: 'to p2', sender_uid: me.uid } }] }, 'the recipient has the dialog too, with the message unread')
 
   // A message in a later second moves the oldest conversation to the top.
-  while (Math.floor(Date.now() / 1000) <= all.dialogs[0].last_activity) await sleep(20)
+  await eventually(() => Math.floor(Date.now() / 1000) > all.dialogs[0].last_activity, { what: 'a later second', timeoutMs: 2000, everyMs: 20 })
   await send(app, p2, { to_uid: me.uid }, 'p2 again')
   t.same((await dialogs(app, me, { count: 1 })).dialogs.map((d) => d.to_uid), [p2.uid], 'new activity moves a conversation to the top')
 })

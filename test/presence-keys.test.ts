@@ -16,7 +16,7 @@ import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { build, call, collect, createTestSchema, drain, poll, signUp, sleep, wiki, befriend, type TestSession } from './helper.js'
+import { build, call, collect, createTestSchema, drain, eventually, poll, signUp, wiki, befriend, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -67,11 +67,7 @@ function outcome(reply: Reply) {
 
 /** Resolves once a poll of `user` is held in `app`. */
 async function heldIn(app: App, user: TestSession): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if ([...app.eventLog.polls.heldUserIds()].includes(user.uid)) return
-    await sleep(5)
-  }
-  throw new Error('the poll was never held')
+  await eventually(() => [...app.eventLog.polls.heldUserIds()].includes(user.uid), { what: `a poll of ${user.login} to be held`, timeoutMs: 2000 })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ export interface ServerProcess {
   child: ChildProcess
   pid: number
   base: string
+  /** The database schema it serves. */
+  schema: string
   /** Every stdout line so far (pino JSON lines). */
   lines: string[]
   /** Every stderr line so far (none expected: the logs are JSON lines on stdout). */
@@ -101,7 +103,7 @@ export async function spawnServer(t: Test, schema: string, dataDir: string, port
     })
   })
   await ready
-  return { child, pid, base: `http://127.0.0.1:${port}`, lines, errorLines, exited }
+  return { child, pid, base: `http://127.0.0.1:${port}`, schema, lines, errorLines, exited }
 }
 
 /** Two server processes on a fresh schema of the test database. */
@@ -153,6 +155,18 @@ export async function currentCursor(server: ServerProcess, session: Session): Pr
   const reply = await post(server, 'update_data', { cursor: 0, timeout: 0 }, session.token)
   if (reply.status !== 200) throw new Error(`update_data failed: ${JSON.stringify(reply.body)}`)
   return reply.body.cursor
+}
+
+/** The polls the process holds now (its /metrics messenger_held_polls); -1 when it does not say. */
+export async function heldPolls(server: ServerProcess): Promise<number> {
+  try {
+    const response = await fetch(`${server.base}/metrics`, { signal: AbortSignal.timeout(5000) })
+    if (response.status !== 200) return -1
+    const match = /^messenger_held_polls (\d+)$/m.exec(await response.text())
+    return match ? Number(match[1]) : -1
+  } catch {
+    return -1
+  }
 }
 
 /** Starts a poll and reports whether it has been answered yet. */

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { sleep, befriend, build, call, insertUsers, poll, signUp, type TestSession, type PolledMessage } from './helper.js'
+import { befriend, build, call, collect, eventually, insertUsers, poll, signUp, type TestSession, type PolledMessage } from './helper.js'
 
 type Json = Record<string, unknown>
 
@@ -36,26 +36,6 @@ function holdPoll(app: App, session: TestSession, cursor: number, timeout: numbe
     headers: { authorization: `Bearer ${session.token}` },
     payload: { cursor, timeout },
   })
-}
-
-async function waitFor(what: string, deadlineMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + deadlineMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
-
-/** Every message in the member's log after `cursor` (timeout-0 polls until an empty reply). */
-async function drainMessages(app: App, session: TestSession, cursor: number): Promise<PolledMessage[]> {
-  const msgs: PolledMessage[] = []
-  for (let i = 0; i < 100; i++) {
-    const reply = await poll(app, session, cursor, 0)
-    if (reply.msg_array.length === 0 && reply.events_array.length === 0) return msgs
-    msgs.push(...reply.msg_array)
-    cursor = reply.cursor
-  }
-  throw new Error('log never drained')
 }
 
 async function logHeads(app: App, sessions: TestSession[]): Promise<Map<number, number>> {
@@ -98,12 +78,12 @@ t.test('1,000-member room: one message wakes every held poll exactly once', asyn
     }),
   )
   const holdStart = performance.now()
-  await waitFor('1,000 held polls', 30_000, () => app.eventLog.polls.size >= MEMBERS)
+  await eventually(() => app.eventLog.polls.size >= MEMBERS, { what: '1,000 held polls', timeoutMs: 30_000 })
   const holdReady = performance.now()
   // The polls have subscribed; let their first (empty) log reads finish too, so the send
   // is timed against a quiet pool rather than against the tail of 1,000 first reads.
   const pool = (app.db.client as { pool: { numUsed(): number; numPendingAcquires(): number } }).pool
-  await waitFor('an idle database pool', 30_000, () => pool.numUsed() === 0 && pool.numPendingAcquires() === 0)
+  await eventually(() => pool.numUsed() === 0 && pool.numPendingAcquires() === 0, { what: 'an idle database pool', timeoutMs: 30_000 })
   t.comment(`1,000 polls held after ${Math.round(holdReady - holdStart)} ms (pool idle after ${Math.round(performance.now() - holdStart)} ms)`)
   t.equal(app.eventLog.polls.size, MEMBERS, 'exactly one held poll per member')
   t.equal(answeredAt.filter((x) => x !== undefined).length, 0, 'no poll answered before the send')
@@ -146,7 +126,7 @@ t.test('1,000-member room: one message wakes every held poll exactly once', asyn
   t.ok(again.every((r, i) => r.cursor === replies[i].cursor), 'and keeps each cursor')
 
   // Never the sender.
-  const ownerMsgs = await drainMessages(app, owner, ownerStart)
+  const ownerMsgs = (await collect(app, owner, ownerStart)).msgs
   t.same(ownerMsgs.filter((m) => m.msg_id === msgId), [], "the sender's own log does not have it")
   const [{ entries, users }] = await app.db('events').where({ message_id: msgId }).select(app.db.raw('count(*)::int AS entries, count(DISTINCT user_id)::int AS users'))
   t.same({ entries, users }, { entries: MEMBERS, users: MEMBERS }, 'the message was appended once to each of the 1,000 recipients')
@@ -199,7 +179,7 @@ t.test('200-member room: two concurrent room messages and a direct message, no d
   const fromB = history.filter((m) => m.sender_uid === B.uid).length
   t.same([fromA, fromB], [ROUNDS, ROUNDS], "the history holds each sender's messages")
 
-  const drained = await inBatches(everyone, 50, async (m) => ({ m, msgs: await drainMessages(app, m, starts.get(m.uid)!) }))
+  const drained = await inBatches(everyone, 50, async (m) => ({ m, msgs: (await collect(app, m, starts.get(m.uid)!)).msgs }))
   let badOrder = 0
   let badDirect = 0
   for (const { m, msgs } of drained) {
@@ -237,7 +217,7 @@ t.test('a direct message racing a room message (forced interleaving) does not de
     await trx.raw('SELECT id FROM users WHERE id = ? FOR UPDATE', [W.uid])
     await wReleased
   })
-  await waitFor('the row holder', 5000, () => holderPid !== 0)
+  await eventually(() => holderPid !== 0, { what: 'the row holder', timeoutMs: 5000 })
 
   const blockedBy = async (pid: number): Promise<number[]> =>
     (await app.db.raw('SELECT pid FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))', [pid])).rows.map((r: { pid: number }) => r.pid)
@@ -247,12 +227,12 @@ t.test('a direct message racing a room message (forced interleaving) does not de
   try {
     roomSend = call(app, 'send_msg', { room_id: roomId, msg: 'to the room' }, A.token)
     let roomPid = 0
-    await waitFor('the room message to wait for W', 5000, async () => ([roomPid] = await blockedBy(holderPid)).length > 0 && roomPid > 0)
+    await eventually(async () => ([roomPid] = await blockedBy(holderPid)).length > 0 && roomPid > 0, { what: 'the room message to wait for W', timeoutMs: 5000 })
 
     // Now the direct message Z -> A: it locks Z and A, in id order.
     let directDone = false
     directSend = call(app, 'send_msg', { to_uid: A.uid, msg: 'to A' }, Z.token).finally(() => (directDone = true))
-    await waitFor('the direct message to finish or to wait for the room message', 5000, async () => directDone || (await blockedBy(roomPid)).length > 0)
+    await eventually(async () => directDone || (await blockedBy(roomPid)).length > 0, { what: 'the direct message to finish or to wait for the room message', timeoutMs: 5000 })
     t.comment(directDone ? 'the direct message went through at once' : 'the direct message waits for the room message (it holds Z, wants A)')
   } finally {
     releaseW()

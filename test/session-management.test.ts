@@ -12,9 +12,12 @@
 // - Across two real server processes: a token renewed through one works on the other, and
 //   logout_all through one makes the other refuse every token of the user at once, held
 //   polls included.
+import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { build, call, signUp, sleep, wiki, type TestSession } from './helper.js'
+import { ManualClock } from '../src/clock.js'
+import { createKnex } from '../src/database.js'
+import { build, call, eventually, signUp, TEST_JWT_SECRET, testDatabaseUrl, wiki, type TestSession } from './helper.js'
 import * as processes from './processes.js'
 
 const PASSWORD = 'secret1' // signUp's default
@@ -40,16 +43,14 @@ async function listSessions(app: App, token: string): Promise<SessionInfo[]> {
   return reply.body.sessions
 }
 
-function claims(token: string): { uid: number; sid: number; iat: number; exp: number } {
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'))
+/** A token signed the way the servers sign theirs (HS256 with the test secret). */
+function hs256(payload: Record<string, number>): string {
+  const signing = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+  return `${signing}.${createHmac('sha256', TEST_JWT_SECRET).update(signing).digest('base64url')}`
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
+function claims(token: string): { uid: number; sid: number; iat: number; exp: number } {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'))
 }
 
 function isUnauthorized(t: Test, response: { status: number; body: unknown }, what: string) {
@@ -64,22 +65,26 @@ function isUnauthorized(t: Test, response: { status: number; body: unknown }, wh
  */
 async function holdPoll(app: App, session: TestSession, heldBefore: number) {
   const reply = call(app, 'update_data', { cursor: 0, timeout: 5 }, session.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.eventLog.polls.size === heldBefore + 1, 'the poll to be held')
+  await eventually(() => app.eventLog.polls.size === heldBefore + 1, { what: 'the poll to be held' })
   return { reply }
 }
 
 t.test('renew_token: same session, a new working token, expiry moved forward', async (t) => {
   const ttl = 120
-  const app = await build(t, { sessionTtlSeconds: ttl })
+  const clock = new ManualClock()
+  const app = await build(t, { sessionTtlSeconds: ttl }, undefined, clock)
   const alice = await signUp(app)
   const other = await logIn(app, alice)
 
   const [before] = (await listSessions(app, alice.token)).filter((s) => s.session_key === alice.session_key)
-  t.ok(Math.abs(before.expires_at - before.created_at - ttl) <= 1, `a new session lives SESSION_TTL_SECONDS (${before.expires_at - before.created_at} s)`)
+  // On the app's clock, which has not moved since the login.
+  t.equal(before.expires_at, Math.floor(clock.now() / 1000) + ttl, 'a new session lives SESSION_TTL_SECONDS from its login')
+  t.equal(claims(alice.token).exp, before.expires_at, "and so does its token (exp)")
 
-  await sleep(1100) // expires_at has a resolution of a second; so has the token's iat
+  // Half a minute later on the app's clock (expires_at and the token's iat are in seconds).
+  clock.advance(30_000)
   const renewed = await call(app, 'renew_token', {}, alice.token)
-  const renewedAt = Math.floor(Date.now() / 1000)
+  const renewedAt = Math.floor(clock.now() / 1000)
   t.equal(renewed.status, 200)
   t.same(Object.keys(renewed.body), ['session'], 'the reply is {session}')
   t.same(Object.keys(renewed.body.session).sort(), ['contact_uid', 'session_key', 'token', 'uid'], 'with uid, contact_uid, session_key, token')
@@ -121,6 +126,21 @@ t.test('renew_token: same session, a new working token, expiry moved forward', a
   isUnauthorized(t, await call(app, 'renew_token', {}, token), 'renew_token with the new token after logout')
   isUnauthorized(t, await call(app, 'get_data', {}, token), 'the new token after logout')
   t.equal((await call(app, 'get_data', {}, other.token)).status, 200, 'the other session is unaffected')
+
+  // The other session was not extended: it ends SESSION_TTL_SECONDS after its login, to the
+  // second of its token's exp, while a renewal made then lasts SESSION_TTL_SECONDS longer.
+  const third = await logIn(app, alice)
+  const otherEnd = claims(other.token).exp * 1000
+  clock.advance(otherEnd - 1 - clock.now())
+  t.equal((await call(app, 'get_data', {}, other.token)).status, 200, 'the other session: still live 1 ms before its expiry')
+  const late = await call(app, 'renew_token', {}, third.token)
+  t.equal(late.status, 200, 'a third session renews then')
+  clock.advance(1)
+  isUnauthorized(t, await call(app, 'get_data', {}, other.token), 'the other session at its expiry')
+  isUnauthorized(t, await call(app, 'renew_token', {}, other.token), 'renewing it at its expiry')
+  t.equal((await call(app, 'get_data', {}, late.body.session.token)).status, 200, 'the session renewed just before lives on')
+  clock.advance(ttl * 1000)
+  isUnauthorized(t, await call(app, 'get_data', {}, late.body.session.token), 'until SESSION_TTL_SECONDS after its renewal')
 })
 
 t.test('an expired session cannot be renewed and is no longer listed', async (t) => {
@@ -341,12 +361,22 @@ t.test('change_password: other sessions end, this one stays, only the new passwo
 })
 
 t.test('two processes: a token renewed through process A works on process B', async (t) => {
-  const [a, b] = await processes.startServers(t, { SESSION_TTL_SECONDS: '120' })
-  const alice = await processes.signUp(a)
+  const ttl = 120
+  const [a, b] = await processes.startServers(t, { SESSION_TTL_SECONDS: String(ttl) })
+  const signedUp = await processes.signUp(a)
+
+  // Rather than waiting for the servers' clock to move (expiry and iat are in seconds),
+  // alice's session is made half a minute older: its row and its token (signed as the
+  // servers sign, exp = the session's expiry) were issued 30 s ago.
+  const issued = Math.floor(Date.now() / 1000) - 30
+  const knex = createKnex({ url: testDatabaseUrl(), schema: a.schema, poolMax: 1 })
+  t.teardown(() => knex.destroy())
+  t.equal(await knex('sessions').where({ id: signedUp.session_key }).update({ expires_at: new Date((issued + ttl) * 1000) }), 1, 'the session made 30 s older')
+  const alice = { ...signedUp, token: hs256({ uid: signedUp.uid, sid: signedUp.session_key, iat: issued, exp: issued + ttl }) }
+  t.equal((await processes.post(a, 'get_data', {}, alice.token)).status, 200, 'A accepts its token')
 
   const before = await processes.post(b, 'list_sessions', {}, alice.token)
   t.equal(before.status, 200)
-  await sleep(1100)
   const renewed = await processes.post(a, 'renew_token', {}, alice.token)
   t.equal(renewed.status, 200, 'renew_token through A')
   t.match(renewed.body.session, { uid: alice.uid, contact_uid: alice.uid, session_key: alice.session_key, token: String })
@@ -384,7 +414,7 @@ t.test('two processes: logout_all through A makes B refuse every token, held pol
   const cursor = await processes.currentCursor(b, alice2) // also opens B's LISTEN connection
   const held = processes.holdPoll(b, { cursor, timeout: 10 }, alice2.token)
   const heldOther = processes.holdPoll(b, { cursor, timeout: 10 }, alice3.token)
-  await sleep(300)
+  await eventually(async () => (await processes.heldPolls(b)) === 2, { what: 'two polls held on B', everyMs: 10 })
   t.notOk(held.state.answered || heldOther.state.answered, 'two polls of alice are held on B')
 
   const out = await processes.post(a, 'logout_all', {}, alice.token)

@@ -4,7 +4,8 @@
 import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, createTestSchema, signUp, TEST_JWT_SECRET, uniqueLogin, wiki, type TestSession } from './helper.js'
+import { ManualClock } from '../src/clock.js'
+import { befriend, build, call, createTestSchema, eventually, signUp, sleep, TEST_JWT_SECRET, uniqueLogin, wiki, type TestSession } from './helper.js'
 
 const PASSWORD = 'secret1' // signUp's default
 
@@ -30,14 +31,6 @@ async function logIn(app: App, user: TestSession): Promise<TestSession> {
   if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
   const session = authorized.body.session
   return { uid: session.uid, session_key: session.session_key, token: session.token, login: user.login }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 function isUnauthorized(t: Test, response: { status: number; body: unknown }, what: string) {
@@ -104,15 +97,22 @@ t.test('logout revokes the token at once; other sessions of the user keep workin
 })
 
 t.test('a poll held by a session is answered 401 promptly when that session logs out', async (t) => {
-  const app = await build(t)
+  // The app's clock does not move unless told: no poll can end at its timeout by itself.
+  const clock = new ManualClock()
+  const app = await build(t, {}, undefined, clock)
   const alice = await signUp(app)
   const alice2 = await logIn(app, alice)
 
   const started = performance.now()
   const held = call(app, 'update_data', { cursor: 0, timeout: 5 }, alice.token).then((r) => ({ ...r, at: performance.now() }))
   // The other session's poll must outlive the logout.
-  const other = call(app, 'update_data', { cursor: 0, timeout: 1 }, alice2.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.eventLog.polls.size === 2, 'both polls to be held')
+  let otherDone = false
+  const other = call(app, 'update_data', { cursor: 0, timeout: 1 }, alice2.token).then((r) => {
+    otherDone = true
+    return { ...r, at: clock.now() }
+  })
+  const otherStartedAt = clock.now()
+  await eventually(() => app.eventLog.polls.size === 2, { what: 'both polls to be held' })
 
   const loggedOut = await call(app, 'logout', {}, alice.token)
   const loggedOutAt = performance.now()
@@ -125,10 +125,18 @@ t.test('a poll held by a session is answered 401 promptly when that session logs
   t.ok(total < 2000, `answered ${Math.round(total)} ms after it started, well under its 5 s timeout`)
   t.ok(afterLogout < 500, `answered ${Math.round(afterLogout)} ms after the logout's reply`)
 
+  // The other session's poll (timeout 1 s) is still held after the logout, to its timeout.
+  await sleep(50)
+  t.notOk(otherDone, 'the poll of the other session is still held after the logout')
+  t.equal(app.eventLog.polls.size, 1, 'one poll held')
+  clock.advance(999)
+  await sleep(50)
+  t.notOk(otherDone, 'and still 1 ms before its 1 s timeout')
+  clock.advance(1)
   const otherAnswer = await other
   t.equal(otherAnswer.status, 200, 'the poll of the other session ends normally')
   t.same(otherAnswer.body.msg_array, [])
-  t.ok(otherAnswer.at - started >= 900, 'the other session held its poll to its own timeout')
+  t.equal(otherAnswer.at - otherStartedAt, 1000, 'the other session held its poll to its own timeout')
   t.equal(app.eventLog.polls.size, 0, 'no poll left held')
 })
 
@@ -136,7 +144,7 @@ t.test('a poll held in the wiki dialect is answered 401 when its session logs ou
   const app = await build(t)
   const alice = await signUp(app)
   const held = wiki(app, 'update_data', { last_update: 0, timeout: 5 }, alice).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => app.eventLog.polls.size === 1, 'the poll to be held')
+  await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held' })
   t.equal((await wiki(app, 'logout', {}, alice)).status, 200)
   const loggedOutAt = performance.now()
   const answer = await held
@@ -303,7 +311,7 @@ t.test('a token works on a second app instance; a logout through one is refused 
   // A poll held on B by the session that logs out through A.
   const cursor = (await call(appB, 'update_data', { cursor: 0, timeout: 0 }, alice.token)).body.cursor as number
   const held = call(appB, 'update_data', { cursor, timeout: 5 }, alice.token).then((r) => ({ ...r, at: performance.now() }))
-  await until(() => appB.eventLog.polls.size === 1, 'the poll to be held on B')
+  await eventually(() => appB.eventLog.polls.size === 1, { what: 'the poll to be held on B' })
 
   const out = await call(appA, 'logout', {}, alice.token)
   const loggedOutAt = performance.now()

@@ -13,6 +13,7 @@
 //   still being authenticated leaves no poll held either, and a client that reads its large
 //   reply very slowly does not delay anyone else's poll.
 import { createHmac, randomBytes } from 'node:crypto'
+import diagnostics from 'node:diagnostics_channel'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
@@ -23,8 +24,9 @@ import { runInNewContext } from 'node:vm'
 import { Worker } from 'node:worker_threads'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
+import { ManualClock } from '../src/clock.js'
 import { freeLoopbackPort } from '../src/embedded-database.js'
-import { TEST_JWT_SECRET, befriend, build, call, createTestSchema, signUp, sleep, uniqueLogin, wiki, type TestSession } from './helper.js'
+import { TEST_JWT_SECRET, befriend, build, call, createTestSchema, eventually, signUp, sleep, uniqueLogin, wiki, type TestSession } from './helper.js'
 import { spawnServer } from './processes.js'
 
 type Json = Record<string, any>
@@ -70,7 +72,8 @@ async function logIn(app: App, login: string, password = 'secret1'): Promise<Tes
 }
 
 t.test('tokens that must be refused', async (t) => {
-  const app = await build(t, { sessionTtlSeconds: 60 })
+  const clock = new ManualClock()
+  const app = await build(t, { sessionTtlSeconds: 60 }, undefined, clock)
   const alice = await signUp(app)
   const bob = await signUp(app)
 
@@ -92,13 +95,18 @@ t.test('tokens that must be refused', async (t) => {
     await refused(t, app, forge(claims(alice, { nbf: now() + 300 })), alice, 'not valid before five minutes from now')
   })
 
-  // Verified tokens are cached (src/plugins/auth.ts): the cache must not outlive `exp`.
+  // Verified tokens are cached (src/plugins/auth.ts): the cache must not outlive `exp`,
+  // which is read on the app's clock.
   t.test('after expiry: a token accepted (so remembered as verified) is refused once its exp passes', async (t) => {
-    const shortLived = forge(claims(alice, { iat: now(), exp: now() + 2 }))
+    // A few seconds ahead of both clocks (the library checks exp against the system's too).
+    const exp = Math.floor(Math.max(clock.now(), Date.now()) / 1000) + 5
+    const shortLived = forge(claims(alice, { iat: exp - 5, exp }))
     await accepted(t, app, shortLived, 'before its exp')
     await accepted(t, app, shortLived, 'again, from the cache')
-    await new Promise((resolve) => setTimeout(resolve, 3100))
-    await refused(t, app, shortLived, alice, 'after its exp')
+    clock.advance(exp * 1000 - 1 - clock.now())
+    await accepted(t, app, shortLived, '1 ms before its exp')
+    clock.advance(1)
+    await refused(t, app, shortLived, alice, 'at its exp')
   })
 
   t.test('after expiry: the session expired in the database', async (t) => {
@@ -235,7 +243,7 @@ t.test('no secret in the logs of a real server at LOG_LEVEL=trace', async (t) =>
   t.equal((await send('/authorization', { login, password })).status, 403, 'login before verify: 403')
   t.equal((await send('/resend_code', { email })).status, 200, 'resend_code (a new code)')
   let codes: string[] = []
-  for (let i = 0; i < 100 && codes.length < 2; i++, await sleep(50)) codes = await outboxCodes()
+  await eventually(async () => (codes = await outboxCodes()).length >= 2, { what: 'two codes in the outbox', everyMs: 50 }).catch(() => {})
   t.equal(codes.length, 2, 'two codes were mailed')
   for (const code of codes) keep('a verification code', code)
   const wrongCode = codes.includes('000000') ? '000001' : '000000'
@@ -356,7 +364,7 @@ t.test('held polls per user are capped (MAX_HELD_POLLS_PER_USER 2)', async (t) =
       }),
     )
     // Once things settle: at most 2 held, the oldest beyond the cap answered.
-    await waitFor(() => app.eventLog.polls.size === Math.min(i + 1, 2) && (i < 2 || done[i - 2]!), `poll ${i + 1} to settle`)
+    await eventually(() => app.eventLog.polls.size === Math.min(i + 1, 2) && (i < 2 || done[i - 2]!), { what: `poll ${i + 1} to settle` })
     await sleep(50)
     t.equal(app.eventLog.polls.size, Math.min(i + 1, 2), `after poll ${i + 1}: ${Math.min(i + 1, 2)} held`)
     t.equal(done.slice(0, i + 1).filter((d) => !d).length, Math.min(i + 1, 2), `after poll ${i + 1}: ${Math.min(i + 1, 2)} unanswered`)
@@ -371,14 +379,6 @@ t.test('held polls per user are capped (MAX_HELD_POLLS_PER_USER 2)', async (t) =
   await Promise.all(polls)
   t.equal(app.eventLog.polls.size, 0, 'all ended')
 })
-
-async function waitFor(condition: () => boolean, what: string, ms = 5000) {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -405,7 +405,7 @@ t.test('/healthz, /readyz and /metrics', async (t) => {
   await befriend(app, alice, bob)
   const cursor = (await call(app, 'update_data', { cursor: 0, timeout: 0 }, bob.token)).body.cursor
   const held = call(app, 'update_data', { cursor, timeout: 10 }, bob.token)
-  await waitFor(() => app.eventLog.polls.size === 1, 'the poll to be held')
+  await eventually(() => app.eventLog.polls.size === 1, { what: 'the poll to be held' })
 
   const during = await metric()
   t.ok((value(during, 'messenger_held_polls') ?? 0) >= 1, `messenger_held_polls ${value(during, 'messenger_held_polls')} with a held poll`)
@@ -455,25 +455,67 @@ async function ghostSessions(app: App, count: number): Promise<{ uid: number; si
   return sessions.map((s) => ({ uid: Number(s.user_id), sid: Number(s.id), token: app.jwt.sign({ uid: Number(s.user_id), sid: Number(s.id) }) }))
 }
 
-/** Counts the HTTP requests the server receives from now on. */
-function countRequests(app: App): () => number {
-  let count = 0
-  app.server.on('request', () => count++)
-  return () => count
+interface ServerWatch {
+  /** HTTP requests the server received. */
+  received(): number
+  /** Route handlers still running: a held poll is one until it answers or ends. */
+  running(): number
+}
+
+/** Watches the server from now on (route handlers through Fastify's diagnostics channel). */
+function watchServer(t: Test, app: App): ServerWatch {
+  let received = 0
+  let running = 0
+  app.server.on('request', () => received++)
+  const channel = diagnostics.tracingChannel('fastify.request.handler')
+  const handlers = {
+    start: () => void running++,
+    // An async handler ends at asyncEnd; a synchronous one at end.
+    end: (store: unknown) => void (!(store as { async?: boolean }).async && running--),
+    asyncStart: () => {},
+    asyncEnd: () => void running--,
+    error: () => {},
+  }
+  channel.subscribe(handlers)
+  t.teardown(() => void channel.unsubscribe(handlers))
+  return { received: () => received, running: () => running }
 }
 
 /**
- * Waits until `count` has not grown for `quietMs`: the server has worked through every
- * request that reached it. On a busy machine some vanishing clients' requests never do
- * (their connection is gone before the server accepts it), so tests ask for a share.
+ * Waits until the server has worked through every request that reached it: no new
+ * request and no route handler running, for `quietMs` and 20 checks in a row. Returns how
+ * long after the last request arrived its handlers were all done, or undefined when they
+ * were not within `withinMs` of it (a poll still held keeps the server busy). On a busy
+ * machine some vanishing clients' requests never reach it (their connection is gone
+ * before the server accepts it), so tests ask for a share.
  */
-async function untilSettled(count: () => number, quietMs = 1000, maxMs = 30_000) {
-  const deadline = Date.now() + maxMs
+async function untilQuiet(server: ServerWatch, { quietMs = 200, withinMs = 6000 } = {}): Promise<number | undefined> {
   let last = -1
-  while (count() !== last && Date.now() < deadline) {
-    last = count()
-    await sleep(quietMs)
+  let arrivedAt = performance.now()
+  let idleSince: number | undefined
+  let checks = 0
+  let done: number | undefined
+  const quiet = () => {
+    const now = performance.now()
+    if (server.received() !== last) {
+      last = server.received()
+      arrivedAt = now
+      idleSince = undefined
+    }
+    if (server.running() > 0) {
+      idleSince = undefined
+      return now - arrivedAt > withinMs // gives up
+    }
+    if (idleSince === undefined) {
+      idleSince = now
+      checks = 0
+    }
+    if (++checks < 20 || now - idleSince < quietMs) return false
+    done = idleSince - arrivedAt
+    return true
   }
+  await eventually(quiet, { what: 'the server to work through what it received', timeoutMs: 60_000 })
+  return done
 }
 
 // The vanishing clients run in a worker thread: sharing the server's event loop, opening
@@ -539,10 +581,11 @@ function memory(): { bytes: number; what: string } {
 }
 
 t.test('10,000 held polls whose clients vanish leave nothing behind', async (t) => {
-  const app = await build(t, { rateLimitPerMinute: 10_000_000 })
+  // The app's clock stands still: no poll can end at its 60 s timeout, only by its client going.
+  const app = await build(t, { rateLimitPerMinute: 10_000_000 }, undefined, new ManualClock())
   const port = await listen(app)
   const sessions = await ghostSessions(app, 500)
-  const received = countRequests(app)
+  const server = watchServer(t, app)
   const body = JSON.stringify({ cursor: 0, timeout: 60 })
   let peak = 0
   const sampler = setInterval(() => (peak = Math.max(peak, app.eventLog.polls.size)), 2)
@@ -560,16 +603,14 @@ t.test('10,000 held polls whose clients vanish leave nothing behind', async (t) 
     },
   )
   const sentMs = Date.now() - started
-  // Give the server time to work through what it received (on a busy machine it is still
-  // accepting and parsing when the last client is gone); a poll it failed to drop would be
-  // held for its 60 s timeout.
-  await untilSettled(received)
-  t.ok(received() >= 5_000, `the server received ${received()} of the 10,000 polls (at least half)`)
-  await sleep(1000)
-  let drained = true
-  await waitFor(() => app.eventLog.polls.size === 0, 'every held poll to end', 4000).catch(() => (drained = false))
+  // The server works through what it received (on a busy machine it is still accepting and
+  // parsing when the last client is gone); a poll it failed to drop would stay held (its
+  // 60 s timeout never comes) and keep it from quieting.
+  const doneMs = await untilQuiet(server)
   clearInterval(sampler)
-  t.ok(drained, `app.eventLog.polls.size returned to 0 within 5 s of the polls being received (now ${app.eventLog.polls.size})`)
+  t.ok(server.received() >= 5_000, `the server received ${server.received()} of the 10,000 polls (at least half)`)
+  t.ok(doneMs !== undefined, `the server was done with them within 6 s of the last one's arrival (${doneMs === undefined ? 'not' : `${doneMs.toFixed(0)} ms`}; ${server.running()} handlers running)`)
+  t.equal(app.eventLog.polls.size, 0, 'every held poll ended once its client was gone: app.eventLog.polls.size is back to 0')
   const final = memory()
   const growth = (final.bytes - baseline.bytes) / 2 ** 20
   t.comment(`10,000 polls sent in ${sentMs} ms; at most ${peak} held at once; ${final.what} ${Math.round(baseline.bytes / 2 ** 20)} → ${Math.round(final.bytes / 2 ** 20)} MiB`)
@@ -580,20 +621,19 @@ t.test('10,000 held polls whose clients vanish leave nothing behind', async (t) 
 
 t.test('a client that vanishes while its poll is being authenticated leaves no poll held', async (t) => {
   // Fresh sessions are not cached: authentication reads the database, and the client is
-  // gone before update_data starts listening for its socket to close.
-  const app = await build(t, { rateLimitPerMinute: 10_000_000 })
+  // gone before update_data starts listening for its socket to close. The app's clock
+  // stands still: an abandoned poll held would stay held.
+  const app = await build(t, { rateLimitPerMinute: 10_000_000 }, undefined, new ManualClock())
   const port = await listen(app)
   const sessions = await ghostSessions(app, 300)
-  const received = countRequests(app)
+  const server = watchServer(t, app)
   const body = JSON.stringify({ cursor: 0, timeout: 60 })
   await Promise.all(sessions.map((s) => vanishingPoll(port, s.token, body)))
   // The server works through the 300 requests after their clients are gone.
-  await untilSettled(received)
-  t.ok(received() >= 150, `the server received ${received()} of the 300 polls (at least half)`)
-  await sleep(3000)
-  let drained = true
-  await waitFor(() => app.eventLog.polls.size === 0, 'every abandoned poll to end', 3000).catch(() => (drained = false))
-  t.ok(drained, `no abandoned poll is held 3 to 6 s after the server received it (held now: ${app.eventLog.polls.size} of 300, until their 60 s timeout)`)
+  const doneMs = await untilQuiet(server)
+  t.ok(server.received() >= 150, `the server received ${server.received()} of the 300 polls (at least half)`)
+  t.ok(doneMs !== undefined, `the server was done with them within 6 s of the last one's arrival (${doneMs === undefined ? 'not' : `${doneMs.toFixed(0)} ms`}; ${server.running()} handlers running)`)
+  t.equal(app.eventLog.polls.size, 0, `no abandoned poll is held once the server has worked through them (held now: ${app.eventLog.polls.size} of 300, until their 60 s timeout)`)
 })
 
 async function listen(app: App): Promise<number> {
@@ -638,7 +678,7 @@ t.test("a client that reads its reply very slowly does not delay another client'
   t.equal(quick.status, 200)
   t.ok(quick.ms < 1000, `another client's immediate poll answered in ${quick.ms} ms`)
   const held = fetchPoll(10, otherCursor)
-  await waitFor(() => app.eventLog.polls.size >= 1, "the other client's poll to be held")
+  await eventually(() => app.eventLog.polls.size >= 1, { what: "the other client's poll to be held" })
   const sentAt = Date.now()
   t.equal((await call(app, 'send_msg', { to_uid: other.uid, msg: 'not delayed' }, sender.token)).status, 200)
   const woken = await held

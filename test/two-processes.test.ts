@@ -2,8 +2,12 @@
 // spoken to over real HTTP: wake-ups and logouts cross processes through LISTEN/NOTIFY and
 // the sessions table, and SIGTERM ends held polls and the process cleanly.
 import t from 'tap'
-import { sleep } from './helper.js'
-import { befriend, currentCursor, holdPoll, logIn, post, signUp, startServers } from './processes.js'
+import { eventually } from './helper.js'
+import { befriend, currentCursor, heldPolls, holdPoll, logIn, post, signUp, startServers, type ServerProcess } from './processes.js'
+
+/** Waits until the process holds `count` polls. */
+const holding = (server: ServerProcess, count: number) =>
+  eventually(async () => (await heldPolls(server)) === count, { what: `${count} poll(s) held on ${server.base}`, everyMs: 10 })
 
 t.test('a message sent through process 1 wakes a poll held on process 2 within 100 ms', async (t) => {
   const [one, two] = await startServers(t)
@@ -15,7 +19,7 @@ t.test('a message sent through process 1 wakes a poll held on process 2 within 1
   const latencies: number[] = []
   for (let i = 0; i < 6; i++) {
     const poll = holdPoll(two, { cursor, timeout: 10 }, bob.token)
-    await sleep(300) // time to reach the wait
+    await holding(two, 1)
     t.notOk(poll.state.answered, `round ${i}: the poll is held before the send`)
 
     const text = `ping ${i} ${Date.now()}`
@@ -38,7 +42,7 @@ t.test('a message sent through process 1 wakes a poll held on process 2 within 1
   // And the other way round, once: sent through process 2, polled on process 1.
   const aliceCursor = await currentCursor(one, alice)
   const back = holdPoll(one, { cursor: aliceCursor, timeout: 10 }, alice.token)
-  await sleep(300)
+  await holding(one, 1)
   t.notOk(back.state.answered, 'the poll on process 1 is held')
   const reply = await post(two, 'send_msg', { to_uid: alice.uid, msg: 'pong' }, bob.token)
   t.equal(reply.status, 200)
@@ -56,7 +60,7 @@ t.test('logout through process 1 is refused by process 2, held polls included', 
   t.equal((await post(two, 'get_data', {}, alice.token)).status, 200, "process 2 accepts process 1's token")
   const cursor = await currentCursor(two, alice)
   const held = holdPoll(two, { cursor, timeout: 10 }, alice.token)
-  await sleep(300)
+  await holding(two, 1)
   t.notOk(held.state.answered, 'the poll is held on process 2')
 
   const out = await post(one, 'logout', {}, alice.token)
@@ -95,7 +99,7 @@ t.test('SIGTERM to a process holding a poll: the poll is answered 200 and the pr
   const cursor = await currentCursor(two, alice)
 
   const held = holdPoll(two, { cursor, timeout: 10 }, alice.token)
-  await sleep(300)
+  await holding(two, 1)
   t.notOk(held.state.answered, 'the poll is held on process 2')
 
   const signalledAt = performance.now()
@@ -108,7 +112,9 @@ t.test('SIGTERM to a process holding a poll: the poll is answered 200 and the pr
   t.equal(answer.body.cursor, cursor, 'at the same cursor')
   t.ok(answeredIn < 2000, `promptly (${answeredIn.toFixed(0)} ms after SIGTERM), not at its 10 s timeout`)
 
-  const exit = await Promise.race([two.exited, sleep(5000).then(() => 'timeout' as const)])
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  void two.exited.then((value) => (exited = value))
+  const exit = await eventually(() => exited, { what: 'process 2 to exit', timeoutMs: 5000, everyMs: 10 }).catch(() => 'timeout' as const)
   t.not(exit, 'timeout', 'the process exits within 5 s')
   if (exit !== 'timeout') t.same(exit, { code: 0, signal: null }, 'with code 0')
   t.comment(`process 2 exited ${(performance.now() - signalledAt).toFixed(0)} ms after SIGTERM`)

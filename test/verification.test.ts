@@ -16,7 +16,7 @@ import { SMTPServer } from 'smtp-server'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { build, call, uniqueLogin, wiki } from './helper.js'
+import { build, call, eventually, uniqueLogin, wiki } from './helper.js'
 import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const PASSWORD = 'secret1'
@@ -69,13 +69,8 @@ t.teardown(() => new Promise<void>((resolve) => smtp.close(() => resolve())))
 
 /** Takes the next mail to `address` out of the inbox, waiting for it up to `timeoutMs`. */
 async function nextMail(address: string, timeoutMs = 5000): Promise<DeliveredMail> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const index = inbox.findIndex((mail) => mail.to.includes(address.toLowerCase()))
-    if (index >= 0) return inbox.splice(index, 1)[0]!
-    if (Date.now() > deadline) throw new Error(`no mail to ${address} within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  const index = await eventually(() => 1 + inbox.findIndex((mail) => mail.to.includes(address.toLowerCase())), { what: `a mail to ${address}`, timeoutMs, everyMs: 10 })
+  return inbox.splice(index - 1, 1)[0]!
 }
 
 /**

@@ -5,7 +5,8 @@
 // content type, and a reply never carries a key named `event_array`.
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, signUp, uniqueLogin, wiki, type TestSession } from './helper.js'
+import { ManualClock } from '../src/clock.js'
+import { advancingWhileHeld, backendsWaitingOn, befriend, build, call, eventually, signUp, sleep, uniqueLogin, wiki, type TestSession } from './helper.js'
 
 type Json = Record<string, unknown>
 
@@ -234,17 +235,18 @@ t.test('send_msg and update_data with last_update 0: reply shape as the desktop 
   t.equal(item.msg_id, sent.body.msg_id)
 })
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
 t.test('cursorless polling (last_update 0, repeatedly, paced like the client): a message arrives exactly once', async (t) => {
-  // The desktop client sends no timeout: a short default hold keeps the idle polls quick.
-  const app = await build(t, { pollDefaultSeconds: 1 })
+  // The desktop client sends no timeout: an idle poll is held POLL_DEFAULT_SECONDS (1 s
+  // here), on the app's clock, which the test moves past it instead of waiting.
+  const clock = new ManualClock()
+  const app = await build(t, { pollDefaultSeconds: 1 }, undefined, clock)
   const alice = await desktopLogin(app)
   const bob = await desktopLogin(app)
   await befriend(app, alice.test, bob.test)
+  const bobPolls = () => advancingWhileHeld(app, clock, desktop(app, 'update_data', { last_update: 0 }, bob.session), 1000)
 
   // Bob has nothing yet (the contact_accepted event went to alice): the idle poll is empty.
-  const initial = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
+  const initial = await bobPolls()
   t.equal(initial.status, 200)
   t.same(initial.body.msg_array, [], 'nothing for bob yet')
 
@@ -255,8 +257,8 @@ t.test('cursorless polling (last_update 0, repeatedly, paced like the client): a
     t.equal(sent.status, 200, `send ${text}`)
     // Several consecutive polls after each send; the client pauses between polls (2 s, shortened here).
     for (let i = 0; i < 3; i++) {
-      await pause(50)
-      const polled = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
+      await sleep(50)
+      const polled = await bobPolls()
       t.equal(polled.status, 200)
       t.type(polled.body.server_time, 'number')
       t.notOk('event_array' in polled.body)
@@ -268,13 +270,13 @@ t.test('cursorless polling (last_update 0, repeatedly, paced like the client): a
   // Two messages sent back to back before a poll arrive together, once.
   await desktop(app, 'send_msg', { msg: 'four', to_uid: bob.test.uid }, alice.session)
   await desktop(app, 'send_msg', { msg: 'five', to_uid: bob.test.uid }, alice.session)
-  const batch = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
+  const batch = await bobPolls()
   t.same(
     (batch.body.msg_array as Json[]).map((m) => m.text),
     ['four', 'five'],
   )
-  await pause(50)
-  const after = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
+  await sleep(50)
+  const after = await bobPolls()
   t.same(after.body.msg_array, [], 'nothing repeated on the next poll')
 
   // A modern client polling with a cursor on the same account is unaffected by the kept position.
@@ -326,8 +328,19 @@ t.test('cursorless polling while a writer holds the log: a reply read in full is
   t.equal(sent.status, 200)
 
   const writer = await app.db.transaction()
-  // Never let the test hang on the lock: the writer gives up after 5 s.
-  const safety = setTimeout(() => void writer.rollback().catch(() => {}), 5000)
+  const writerPid: number = (await writer.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid
+  // The writer gives up once both polls have answered, or once something has waited on it
+  // for 200 ms (a poll stuck behind it), and after 5 s at most: the test never hangs on it.
+  let polled = false
+  let waitingSince: number | undefined
+  const mayRollBack = async () => {
+    if (polled) return true
+    waitingSince = (await backendsWaitingOn(app, writerPid)) > 0 ? (waitingSince ?? performance.now()) : undefined
+    return waitingSince !== undefined && performance.now() - waitingSince >= 200
+  }
+  const rolledBack = eventually(mayRollBack, { what: 'the polls to answer or to wait on the writer' })
+    .catch(() => {})
+    .then(() => (writer.isCompleted() ? undefined : writer.rollback()))
   let first: Awaited<ReturnType<typeof desktop>>
   let second: Awaited<ReturnType<typeof desktop>>
   try {
@@ -335,7 +348,8 @@ t.test('cursorless polling while a writer holds the log: a reply read in full is
     first = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
     second = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
   } finally {
-    clearTimeout(safety)
+    polled = true
+    await rolledBack
     if (!writer.isCompleted()) await writer.rollback()
   }
   t.equal(first.status, 200)
@@ -343,7 +357,7 @@ t.test('cursorless polling while a writer holds the log: a reply read in full is
   t.equal(second.status, 200)
   t.same(second.body.msg_array, [], 'the poll right after it does not deliver it again')
 
-  await pause(100)
+  await sleep(100)
   const third = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
   t.same(third.body.msg_array, [], 'nor does a later one')
 })

@@ -52,7 +52,8 @@ export default fp(
       clock,
       mailer: app.mailer,
       log: app.log,
-      signToken: (claims, expiresAtMs) => app.jwt.sign({ ...claims, exp: Math.floor(expiresAtMs / 1000) }),
+      // iat and exp on the app's clock (the library would take iat from the system's).
+      signToken: (claims, expiresAtMs) => app.jwt.sign({ ...claims, iat: Math.floor(clock.now() / 1000), exp: Math.floor(expiresAtMs / 1000) }),
     }, app.fileStore)
     app.decorate('services', services)
     const jobs: PeriodicJob[] = [

@@ -25,6 +25,8 @@ export interface ServiceDeps {
 export interface SessionClaims {
   uid: number
   sid: number
+  /** Issue time, UNIX seconds on the app's clock (set when the token is signed). */
+  iat?: number
   /** Expiry, UNIX seconds (set when the token is signed). */
   exp?: number
 }
