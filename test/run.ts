@@ -2,7 +2,7 @@
 // embedded PostgreSQL started for this run and removed after it. Arguments go to tap
 // (e.g. `npm test -- test/contacts.test.ts`, `npm test -- --jobs=1`).
 import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { EmbeddedDatabaseError, startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js'
@@ -29,6 +29,16 @@ if (!env.DATABASE_URL) {
   console.log(`# tests on an embedded PostgreSQL in ${root}`)
 } else {
   console.log('# tests on DATABASE_URL')
+}
+
+// A fresh install's tap has its default plugin set built in, TypeScript's included; package.json
+// leaves that plugin out (tsx loads the tests). tap rebuilds the set only inside its first run,
+// after it chose the test processes' loaders, so each process of that run would still load
+// TypeScript beside tsx (a second per process). Build it first when it is stale (5 s, once).
+const builtPlugins = await readFile('node_modules/@tapjs/test/test-built/dist/esm/index.js', 'utf8').catch(() => '')
+if (builtPlugins.includes('@tapjs/typescript')) {
+  const build = spawn(process.execPath, [path.resolve('node_modules/tap/dist/esm/run.mjs'), 'build'], { stdio: 'ignore', env })
+  await new Promise((resolve) => build.on('exit', resolve))
 }
 
 // One test file more than there are cores: a file spends about a third of its time waiting
