@@ -323,6 +323,9 @@ t.test('cursorless polling while a writer holds the log: a reply read in full is
   const alice = await desktopLogin(app)
   const bob = await desktopLogin(app)
   await befriend(app, alice.test, bob.test)
+  // Bob polls once first: that records him as seen (a write to his row), so his polls
+  // below, within the presence sweep interval, do not wait on the writer's lock.
+  await desktop(app, 'update_data', { last_update: 0 }, bob.session)
 
   const sent = await desktop(app, 'send_msg', { msg: 'only once', to_uid: bob.test.uid }, alice.session)
   t.equal(sent.status, 200)
@@ -347,6 +350,7 @@ t.test('cursorless polling while a writer holds the log: a reply read in full is
     await writer.raw('SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE', [bob.test.uid])
     first = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
     second = await desktop(app, 'update_data', { last_update: 0 }, bob.session)
+    t.notOk(writer.isCompleted(), 'both polls answered while the writer still held the lock')
   } finally {
     polled = true
     await rolledBack
