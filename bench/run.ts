@@ -12,6 +12,7 @@ import { databaseCeiling, helloBaseline, whoamiThroughput } from './figures/base
 import { deliveryLatency } from './figures/delivery.js'
 import { logGrowth } from './figures/growth.js'
 import { HELD_POLL_SECONDS, heldPolls } from './figures/held-polls.js'
+import { reconnectStorm } from './figures/reconnect.js'
 import { roomFanout } from './figures/room-fanout.js'
 import { sendThroughput } from './figures/throughput.js'
 import type { BenchContext } from './lib/context.js'
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
   const seeder = new Seeder(db.knex, secret)
   const poolSize = Math.max(...plan.heldLevels, plan.roomMembers)
   const population = await seedPopulation(seeder, { ...plan, poolSize })
-  const seeded = 2 + population.throughput.reduce((n, g) => n + g.senders.length + g.receivers.length, 0) + population.growth.length + population.pool.length + 2
+  const seeded = 2 + population.throughput.reduce((n, g) => n + g.senders.length + g.receivers.length, 0) + population.growth.length + population.pool.length + 2 + 2 * plan.stormUsers + 1
   log(`seeded ${seeded} users`)
 
   // Baselines that need no messenger server: nothing else runs while they are measured.
@@ -187,6 +188,8 @@ async function main(): Promise<void> {
     // Right after the held polls, on the same users: they are still online, so no presence
     // changes run in the server while the fan-out is timed.
     ['room fan-out', () => roomFanout(ctx, cursors)],
+    // Last: the storm's users go offline a minute later, which must not overlap other timings.
+    ['reconnect storm', () => reconnectStorm(ctx)],
   ]
   for (const [name, run] of groups) {
     if (stopping) return

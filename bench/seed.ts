@@ -107,11 +107,13 @@ export interface Population {
   pinger: BenchUser
   roomOwner: BenchUser
   roomId: number
+  /** Reconnect storm: offline users with no friend in common, and others all friends of `friend`. */
+  storm: { alone: BenchUser[]; shared: BenchUser[]; friend: BenchUser }
 }
 
 export async function seedPopulation(
   seeder: Seeder,
-  counts: { throughputLevels: number[]; throughputReceivers: number; growthUsers: number; poolSize: number; roomMembers: number },
+  counts: { throughputLevels: number[]; throughputReceivers: number; growthUsers: number; poolSize: number; roomMembers: number; stormUsers: number },
 ): Promise<Population> {
   const [sender, receiver] = await seeder.users('dl', 2)
   await seeder.befriend([[sender, receiver]])
@@ -130,5 +132,10 @@ export async function seedPopulation(
   const pool = await seeder.users('hp', counts.poolSize)
   const [pinger, roomOwner] = await seeder.users('x', 2)
   const roomId = await seeder.room(roomOwner, pool.slice(0, counts.roomMembers))
-  return { delivery: { sender, receiver }, throughput, growth, pool, pinger, roomOwner, roomId }
+
+  const alone = await seeder.users('sa', counts.stormUsers)
+  const shared = await seeder.users('ss', counts.stormUsers)
+  const [friend] = await seeder.users('sf', 1)
+  await seeder.befriend(shared.map((user) => [user, friend]))
+  return { delivery: { sender, receiver }, throughput, growth, pool, pinger, roomOwner, roomId, storm: { alone, shared, friend } }
 }

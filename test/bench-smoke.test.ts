@@ -22,6 +22,7 @@ const EXPECTED = [
   'delivery_p50_ms',
   'delivery_p95_ms',
   'delivery_p99_ms',
+  'send_ack_p50_ms',
   'delivery_max_ms',
   'delivery_lost',
   'delivery_duplicated',
@@ -41,6 +42,7 @@ const EXPECTED = [
   'room_fanout_p50_ms',
   'room_fanout_ack_ms',
   'room_fanout_lost',
+  ...['alone', 'shared_friend'].flatMap((variant) => [`storm_${variant}_opens_per_s`, `storm_${variant}_lock_waits`]),
   'foreign_cpu_pct',
   'wall_time_s',
 ]

@@ -9,7 +9,7 @@ import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-ba
 import type { BenchDatabase } from '../lib/database.js'
 import type { Plan } from '../lib/plan.js'
 import { startNodeProcess } from '../lib/processes.js'
-import type { Report } from '../lib/report.js'
+import { ratioAtLeast, type Report } from '../lib/report.js'
 import { median } from '../lib/stats.js'
 import { freeLoopbackPort } from '../../src/embedded-database.js'
 
@@ -49,6 +49,7 @@ export async function whoamiThroughput(plan: Plan, report: Report, base: string,
     value: result.non2xx + result.errors === 0 ? result.rps : Number.NaN,
     unit: 'req/s',
     baseline: 'hello_rps',
+    target: ratioAtLeast(0.3),
     note: result.non2xx + result.errors > 0 ? `${result.non2xx} non-2xx, ${result.errors} errors` : undefined,
     extra: { non2xx: result.non2xx, errors: result.errors },
   })

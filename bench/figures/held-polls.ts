@@ -101,7 +101,7 @@ export async function heldPolls(ctx: BenchContext, cursors: Map<number, number>)
         figure: `held_polls_${level}_kb_per_poll`,
         value: opened > 0 ? (rssWith - rssBefore) / opened : Number.NaN,
         unit: 'KB',
-        target: atMost(20, 'KB'),
+        target: atMost(15, 'KB'),
         note: capNote,
         extra,
       })

@@ -44,7 +44,7 @@ export async function roomFanout(ctx: BenchContext, cursors: Map<number, number>
       figure: 'room_fanout_last_ms',
       value: lost === 0 ? maximum(latencies) : Number.NaN,
       unit: 'ms',
-      target: below(1000, 'ms'),
+      target: below(300, 'ms'),
       extra: { members: members.length },
     })
     report.add({ figure: 'room_fanout_p50_ms', value: percentile(latencies, 50), unit: 'ms' })

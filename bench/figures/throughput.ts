@@ -111,7 +111,8 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number): Pro
     value: acked / seconds,
     unit: 'msg/s',
     baseline: `db_tps_${level}`,
-    target: level === Math.min(...plan.throughputLevels) ? ratioAtLeast(1.0) : undefined,
+    // Durable sends against the database's own one-transaction-per-send ceiling.
+    target: ratioAtLeast(loaded ? 1.2 : 1.0),
     extra: {
       acked,
       seconds: Number(seconds.toFixed(2)),
@@ -123,7 +124,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number): Pro
   })
   report.add({ figure: name('errors'), value: errors, unit: 'errors' })
   report.add({ figure: name('delivery_p50_ms'), value: percentile(latencies, 50), unit: 'ms' })
-  report.add({ figure: name('delivery_p99_ms'), value: percentile(latencies, 99), unit: 'ms', target: loaded ? below(500, 'ms') : undefined })
+  report.add({ figure: name('delivery_p99_ms'), value: percentile(latencies, 99), unit: 'ms', target: loaded ? below(100, 'ms') : undefined })
   report.add({
     figure: name('drain_ms'),
     value: drainMs,

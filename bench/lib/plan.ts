@@ -34,6 +34,9 @@ export interface Plan {
   growthWarmup: number
   growthUsers: number
   growthEvents: number
+  /** Reconnect storm: offline users per run, and first polls in flight at once. */
+  stormUsers: number
+  stormConcurrency: number
   /** The whole run is abandoned (exit 1) past this. */
   hardLimitMs: number
 }
@@ -62,6 +65,8 @@ export function makePlan(smoke: boolean): Plan {
       growthWarmup: 10,
       growthUsers: 1000,
       growthEvents: 20_000,
+      stormUsers: 100,
+      stormConcurrency: 20,
       hardLimitMs: 120_000,
     }
   }
@@ -88,6 +93,8 @@ export function makePlan(smoke: boolean): Plan {
     growthWarmup: 20,
     growthUsers: 1000,
     growthEvents: 1_000_000,
+    stormUsers: 2000,
+    stormConcurrency: 100,
     hardLimitMs: 14 * 60_000,
   }
 }

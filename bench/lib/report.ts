@@ -28,6 +28,7 @@ interface Recorded extends FigureInput {
 
 export const below = (limit: number, unit: string): Target => ({ text: `< ${limit} ${unit}`, pass: (v) => v < limit })
 export const atMost = (limit: number, unit: string): Target => ({ text: `<= ${limit} ${unit}`, pass: (v) => v <= limit })
+export const atLeast = (limit: number, unit: string): Target => ({ text: `>= ${limit} ${unit}`, pass: (v) => v >= limit })
 export const zero: Target = { text: '= 0', pass: (v) => v === 0 }
 export const ratioAtLeast = (limit: number): Target => ({ text: `ratio >= ${limit.toFixed(1)}`, pass: (_v, r) => r !== null && r >= limit })
 export const ratioAtMost = (limit: number): Target => ({ text: `ratio <= ${limit.toFixed(1)}`, pass: (_v, r) => r !== null && r <= limit })
