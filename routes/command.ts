@@ -13,6 +13,7 @@ import { CommandBody, ErrorBody, lenient, named, type SessionRef } from '../src/
 import { BadRequest } from '../src/errors.js'
 import type { AuthSession } from '../src/plugins/auth.js'
 import type { NamedLimit } from '../src/plugins/rate-limit.js'
+import type { RequestLogKind } from '../src/request-log.js'
 import { compileBodyValidator, describeValidationErrors } from '../src/validation.js'
 
 export interface CommandContext {
@@ -38,6 +39,8 @@ export interface CommandSpec<F extends TObject, R extends TSchema> {
   limit?: NamedLimit
   /** Error statuses this command can answer besides 400, 401 (when authenticated), 413, 429 and 503. */
   errors?: number[]
+  /** How its requests are logged (src/request-log.ts): `hot` and `held` at debug. */
+  logAs?: RequestLogKind
   run(context: CommandContext, body: Static<F>): Promise<Static<R>>
   wiki?(reply: Static<R>): unknown
 }
@@ -96,6 +99,7 @@ export function commandsOf(tag: string) {
     const response = { 200: { description: 'Done.', ...spec.reply }, ...errorResponses(statuses) }
 
     async function run(request: FastifyRequest, reply: FastifyReply, fields: unknown, validate: typeof strictBody) {
+      if (spec.logAs) request.logAs = spec.logAs
       if (!validate(fields)) throw new BadRequest(describeValidationErrors(validate.errors, 'body'))
       const app = request.server
       if (!spec.public) await app.authenticate(request, fields.session)

@@ -46,7 +46,10 @@ export async function fileRoutes(plain: FastifyInstance) {
       },
       // The body is the file: validated by the store as it streams, not by the schema.
       validatorCompiler: (route) => (route.httpPart === 'body' ? () => true : validatorCompiler(route)),
-      preHandler: (request) => app.authenticate(request),
+      preHandler: (request) => {
+        request.logAs = 'transfer'
+        return app.authenticate(request)
+      },
     },
     async (request, reply) => {
       const declared = Number(request.headers['content-length'])
@@ -96,7 +99,10 @@ export async function fileRoutes(plain: FastifyInstance) {
           ...errorResponses([400, 401, 404, 410, 416, 429, 503]),
         },
       },
-      preHandler: (request) => app.authenticate(request),
+      preHandler: (request) => {
+        request.logAs = 'transfer'
+        return app.authenticate(request)
+      },
     },
     async (request, reply) => {
       const { file_id: fileId } = request.params

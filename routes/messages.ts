@@ -33,6 +33,7 @@ export const sendMsg = command({
   reply: SendMsgReply,
   limit: 'send',
   errors: [403, 404],
+  logAs: 'hot',
   run: ({ app, session }, body) =>
     app.services.messages.send(session.userId, {
       toUid: body.to_uid,

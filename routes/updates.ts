@@ -14,6 +14,7 @@ export const updateData = command({
     'a reply was written out in full. At most POLL_BATCH_LIMIT (100) items per reply.',
   body: UpdateDataBody,
   reply: UpdateDataReply,
+  logAs: 'held',
   run: async ({ app, session, request, reply }, body) => {
     // The reply's socket closing before we answered means the client went away.
     const gone = new AbortController()

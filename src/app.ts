@@ -18,6 +18,7 @@ import mailer from './plugins/mailer.js'
 import fileStore from './plugins/file-store.js'
 import services from './plugins/services.js'
 import { systemClock, type Clock } from './clock.js'
+import { RequestLog } from './request-log.js'
 import routes from '../routes/index.js'
 
 // Never log credentials, wherever they appear.
@@ -39,6 +40,7 @@ export interface AppOptions {
 export async function buildApp(config: Config, options: AppOptions = {}) {
   const app = Fastify({
     logger: { level: config.logLevel, redact: REDACTED_PATHS },
+    logController: new RequestLog(),
     bodyLimit: config.bodyLimitBytes,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     // Long-polls are held up to POLL_MAX_SECONDS; leave the request timer well above it.
@@ -51,6 +53,7 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
     ...options.fastify,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  app.decorateRequest('logAs', 'normal')
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   // JSON only: a text/plain body would otherwise be parsed as a string and fail later

@@ -368,8 +368,12 @@ t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
         `raced sends: ${racedSends}; failed attempts: ${JSON.stringify(Object.fromEntries(failures))}`,
     )
     t.ok([...failures.keys()].some((k) => k.startsWith('send_msg')), 'some sends failed with the process gone and were retried elsewhere')
+    // Its /metrics count the requests it served (sends and polls are logged at debug only).
+    const served = await request(killed.restarted.base, 'GET', 'metrics')
+    const routesServed = served.ok ? String(served.body) : ''
     t.ok(
-      killed.restarted.lines.some((l) => l.includes('"url":"/send_msg"')) && killed.restarted.lines.some((l) => l.includes('"url":"/update_data"')),
+      /http_request_duration_seconds_count\{method="POST",route="\/send_msg",status="200"\} [1-9]/.test(routesServed) &&
+        /http_request_duration_seconds_count\{method="POST",route="\/update_data",status="200"\} [1-9]/.test(routesServed),
       'the restarted process took part in the load',
     )
     t.same(raceMismatches, [], 'racing sends of one client_msg_id got one msg_id')

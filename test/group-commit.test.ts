@@ -232,7 +232,7 @@ t.test('sendDirectMessages: one statement stores a mixed batch with per-send out
   // b and r2 are not friends.
 
   // An earlier committed message with a client_msg_id, to be repeated.
-  const [earlier] = await sendDirectMessages(db, channel, [{ senderId: a.uid, recipientId: r1.uid, text: 'earlier', kind: 'text', clientMsgId: 'dup-earlier' }])
+  const [earlier] = (await sendDirectMessages(db, channel, [{ senderId: a.uid, recipientId: r1.uid, text: 'earlier', kind: 'text', clientMsgId: 'dup-earlier' }])).results
   t.equal(earlier.outcome, 'sent', 'the earlier message was stored')
   if (earlier.outcome !== 'sent') return
 
@@ -252,7 +252,7 @@ t.test('sendDirectMessages: one statement stores a mixed batch with per-send out
     /* 8 */ { senderId: a.uid, recipientId: r1.uid, text: 'a3', kind: 'text' },
     /* 9 */ { senderId: c.uid, recipientId: r2.uid, text: 'c2', kind: 'text' },
   ]
-  const results = await sendDirectMessages(db, channel, batch)
+  const { results } = await sendDirectMessages(db, channel, batch)
 
   t.equal(results.length, batch.length, 'a result per send')
   t.same(
@@ -350,7 +350,7 @@ t.test('sendDirectMessages: both directions of a conversation in one batch', asy
   const [a, b] = await Promise.all([signUp(app), signUp(app)])
   await befriend(app, a, b)
   const heads = await logHeads(db, [a.uid, b.uid])
-  const results = await sendDirectMessages(db, channel, [
+  const { results } = await sendDirectMessages(db, channel, [
     { senderId: a.uid, recipientId: b.uid, text: 'ab1', kind: 'text' },
     { senderId: b.uid, recipientId: a.uid, text: 'ba1', kind: 'text' },
     { senderId: a.uid, recipientId: b.uid, text: 'ab2', kind: 'text' },
@@ -404,7 +404,7 @@ t.test('sendDirectMessages: the first of two same-id sends in a batch is stored,
   t.teardown(() => db.destroy())
   const rounds: string[] = []
   for (let round = 0; round < 8; round++) {
-    const results = await sendDirectMessages(db, channel, [
+    const { results } = await sendDirectMessages(db, channel, [
       { senderId: sender.uid, recipientId: receiver.uid, text: `first-${round}`, kind: 'text', clientMsgId: `same-${round}` },
       { senderId: sender.uid, recipientId: receiver.uid, text: `second-${round}`, kind: 'text', clientMsgId: `same-${round}` },
     ])
@@ -421,7 +421,7 @@ t.test('sendDirectMessages: the first of two same-id sends in a batch is stored,
 t.test('sendDirectMessages: an empty batch and an oversized one', async (t) => {
   const app = await build(t)
   const channel = channelOf(app.config.databaseSchema)
-  t.same(await sendDirectMessages(app.db, channel, []), [], 'nothing in, nothing out')
+  t.same(await sendDirectMessages(app.db, channel, []), { results: [], appended: [] }, 'nothing in, nothing out')
   const tooMany = Array.from({ length: 401 }, (): DirectSend => ({ senderId: 1, recipientId: 2, text: 'x', kind: 'text' }))
   await t.rejects(sendDirectMessages(app.db, channel, tooMany), RangeError, 'more than IDS_PER_NOTIFY (one NOTIFY of recipients) is refused')
 })

@@ -76,6 +76,9 @@ t.test('readLogs: each read gets exactly what it would get alone', async (t) => 
 
 t.test('polls woken by one commit read their logs together, each once', async (t) => {
   const app = await build(t)
+  // The commit comes from another process on the same database: the polls here hear only
+  // its NOTIFY and read (in the writer's own process they would take its entries as given).
+  const writer = await build(t, {}, { url: app.config.databaseUrl!, schema: app.config.databaseSchema })
   const owner = await signUp(app)
   const members: TestSession[] = []
   for (let i = 0; i < 8; i++) members.push(await signUp(app))
@@ -92,7 +95,7 @@ t.test('polls woken by one commit read their logs together, each once', async (t
   const readsBefore = metricValue(before, 'messenger_log_reads_total')
   const statementsBefore = metricValue(before, 'messenger_log_read_statements_total')
 
-  const sent = await call(app, 'send_msg', { room_id: roomId, msg: 'to all eight' }, owner.token)
+  const sent = await call(writer, 'send_msg', { room_id: roomId, msg: 'to all eight' }, owner.token)
   t.equal(sent.status, 200)
   const replies = await Promise.all(held)
   t.same(

@@ -18,12 +18,12 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import type { Knex } from 'knex'
 import { LogTails } from '../src/event-log/read.js'
-import { APPEND_SQL } from '../src/event-log/sql.js'
+import { APPEND_BROADCAST_SQL, APPEND_SQL, LOCK_BROADCASTS_SQL } from '../src/event-log/sql.js'
 import { WakeUpListener, channelOf, type WakeUp } from '../src/event-log/wake-ups.js'
 import { insertMessage } from '../src/data/messages.js'
 import type { App } from '../src/app.js'
 import type { Config } from '../src/config.js'
-import { befriend, build, call, collect, drain, eventually, metricValue, metrics, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
+import { backendsWaitingOn, befriend, build, call, collect, drain, eventually, metricValue, metrics, poll, signUp, sleep, testDatabaseUrl, uniqueLogin, type TestSession } from './helper.js'
 import { befriend as befriendOver, currentCursor, holdPoll, post, signUp as signUpOn, startServers, type ServerProcess } from './processes.js'
 
 type Json = Record<string, any>
@@ -37,6 +37,7 @@ const quietLog = { warn() {}, info() {} }
 /** Whom a wake-up wakes: users by id, or 'all' (a broadcast, a lost or restored connection). */
 function whoOf(wakeUp: WakeUp): Array<number | 'all'> {
   if (wakeUp.kind === 'users') return wakeUp.userIds
+  if (wakeUp.kind === 'entries') return wakeUp.appended.map((appended) => appended.userId)
   return wakeUp.kind === 'revoked' ? [] : ['all']
 }
 
@@ -122,7 +123,7 @@ t.test('LogTails: a wake-up for the user between readStarting and readEnded prev
   t.notOk(tails.nothingAfter(U, 500), 'a NOTIFY naming the user among others: not recorded')
 
   token = tails.readStarting(U)
-  hub.dispatch({ kind: 'users', userIds: [U] })
+  hub.dispatch({ kind: 'users', userIds: [U], ends: [Number.POSITIVE_INFINITY] })
   tails.readEnded(U, token, 500)
   t.notOk(tails.nothingAfter(U, 500), 'a local wakeUser during the read: not recorded')
 
@@ -147,7 +148,7 @@ t.test('LogTails: a wake-up after the record forgets it; one for another user do
   t.notOk(tails.nothingAfter(U, 1e15), 'at every position')
   t.ok(tails.nothingAfter(V, 700), "and keeps V's")
 
-  hub.dispatch({ kind: 'users', userIds: [V] })
+  hub.dispatch({ kind: 'users', userIds: [V], ends: [Number.POSITIVE_INFINITY] })
   t.notOk(tails.nothingAfter(V, 700), 'a local wakeUser forgets too')
 
   read(tails, U, 900)
@@ -277,11 +278,17 @@ t.test('LogTails: bounded: an end unused for two periods (2 x 60 s) is dropped, 
 interface LogReads {
   made: number
   skipped: number
+  /** Polls answered with entries this process appended, without a read. */
+  handedOver: number
 }
 
-/** messenger_log_reads_total and messenger_log_reads_skipped_total, from a /metrics text. */
+/** messenger_log_reads_total, messenger_log_reads_skipped_total and messenger_polls_answered_without_read_total, from a /metrics text. */
 function parseLogReads(text: string): LogReads {
-  return { made: metricValue(text, 'messenger_log_reads_total'), skipped: metricValue(text, 'messenger_log_reads_skipped_total') }
+  return {
+    made: metricValue(text, 'messenger_log_reads_total'),
+    skipped: metricValue(text, 'messenger_log_reads_skipped_total'),
+    handedOver: metricValue(text, 'messenger_polls_answered_without_read_total'),
+  }
 }
 
 /** The log-read counters of the app's GET /metrics. */
@@ -390,7 +397,8 @@ t.test('the poll sent right after a reply skips its read, and the next send wake
   t.same(r2.events_array, [])
   t.ok(r2.cursor > c1, 'and a new cursor')
   const after = await logReads(app)
-  t.equal(after.made, now.made + 1, 'the wake-up cost one read')
+  t.equal(after.made, now.made, 'no read: the send handed its entry over to the poll')
+  t.equal(after.handedOver, now.handedOver + 1, 'messenger_polls_answered_without_read_total grew by 1')
   t.equal(after.skipped, now.skipped)
 
   const rest = await poll(app, receiver, r2.cursor, 0)
@@ -735,4 +743,69 @@ t.test('two processes, 20 rounds: the poll that skipped its read is woken by a s
     }
     t.same(ids, sent, `a re-read from the start on ${server === one ? 'process 1' : 'process 2'}: the same, once each, in order`)
   }
+})
+
+// ---------------------------------------------------------------------------------------
+// Hand-over: a commit's entries go to this process's held polls, which take them without
+// reading only when they are exactly what follows the poll's cursor.
+
+t.test('hand-over: a poll whose cursor is not the head before the entries reads, and misses nothing', async (t) => {
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t)
+  // An entry after c0 that this process never heard of: its poll at c0 would skip its read.
+  const unheard = await commitUnheard(app, sender, receiver, 'unheard')
+  const before = await logReads(app)
+  const held = timedPoll(app, receiver, c0, 5)
+  await decided(() => logReads(app), before)
+  const sent = await send(app, sender, receiver, 'handed over')
+  const { reply } = await held
+  t.same(msgIds(reply), [unheard, sent], 'both entries after the cursor, in order')
+  const after = await logReads(app)
+  t.equal(after.handedOver, before.handedOver, 'not taken from the hand-over: the head before it was not the cursor')
+  t.ok(after.made > before.made, 'the poll read the log')
+})
+
+t.test('hand-over: a broadcast that commits while a send waits for it reaches the held poll first', async (t) => {
+  const login = uniqueLogin('Admin')
+  const { app, receiver, sender, cursor: c0 } = await pairReady(t, { adminLogins: [login.toLowerCase()] })
+  const admin = await signUp(app, login)
+  await wakeUpsHeard(app)
+  const channel = channelOf(app.config.databaseSchema)
+  // A broadcast in flight: it holds the broadcast lock, which every append takes shared.
+  const trx = await app.db.transaction()
+  t.teardown(() => (trx.isCompleted() ? undefined : trx.rollback()))
+  const pid: number = (await trx.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid
+  await trx.raw(LOCK_BROADCASTS_SQL, [channel])
+  const broadcastId = (await insertMessage(trx, { senderId: admin.uid, text: 'to everyone', kind: 'broadcast' }))!.id
+  const before = await logReads(app)
+  const held = timedPoll(app, receiver, c0, 5)
+  await decided(() => logReads(app), before)
+  // The send waits for the broadcast; once that commits, the send's entry comes after it.
+  const sending = send(app, sender, receiver, 'after the broadcast')
+  await eventually(async () => (await backendsWaitingOn(app, pid)) > 0, { what: 'the send to wait for the broadcast' })
+  await trx.raw(APPEND_BROADCAST_SQL, [broadcastId, channel])
+  await trx.commit()
+  const sent = await sending
+  const { reply } = await held
+  t.equal(msgIds(reply)[0], broadcastId, 'the held poll answers with the broadcast first (its wake-up came first)')
+  const all = await collect(app, receiver, c0)
+  t.same(all.msgs.map((m) => m.msg_id), [broadcastId, sent], 'from the cursor: the broadcast, then the message, once each')
+})
+
+t.test('hand-over: a room message reaches every held member without a read', async (t) => {
+  const app = await build(t)
+  const owner = await signUp(app)
+  const members = [await signUp(app), await signUp(app), await signUp(app)]
+  const room = (await call(app, 'create_room', { name: 'hand-over', type: 'public' }, owner.token)).body.room
+  for (const member of members) await call(app, 'join_room', { room_id: room.room_id }, member.token)
+  await wakeUpsHeard(app)
+  const cursors = await Promise.all(members.map((member) => drain(app, member)))
+  const before = await logReads(app)
+  const held = members.map((member, i) => timedPoll(app, member, cursors[i], 5))
+  await eventually(() => app.eventLog.polls.size === members.length, { what: 'every member to hold a poll' })
+  const sent = await call(app, 'send_msg', { room_id: room.room_id, msg: 'to the room' }, owner.token)
+  const replies = await Promise.all(held)
+  for (const [i, { reply }] of replies.entries()) t.same(msgIds(reply), [sent.body.msg_id], `member ${i + 1} got the message`)
+  const after = await logReads(app)
+  t.equal(after.handedOver, before.handedOver + members.length, 'each poll took it from the hand-over')
+  t.equal(after.made, before.made, 'no poll read the log')
 })

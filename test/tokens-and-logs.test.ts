@@ -281,9 +281,9 @@ t.test('no secret in the logs of a real server at LOG_LEVEL=trace', async (t) =>
 
   await sleep(300) // the last lines
   const lines = [...server.lines, ...stderr.split('\n')]
-  t.ok(server.lines.some((line) => line.includes('incoming request')), 'trace-level request lines were logged')
+  t.ok(server.lines.some((line) => line.includes('request completed')), 'request lines were logged (the hot ones at debug)')
   t.ok(server.lines.some((line) => line.includes('request refused')), 'refusals were logged')
-  t.ok(server.lines.length > 50, `${server.lines.length} lines`)
+  t.ok(server.lines.length > 30, `${server.lines.length} lines`)
   t.ok(lines.some((line) => line.includes(email)), 'control: the search sees what is logged (the outbox line names the address)')
   for (const { what, value } of secrets) {
     const isCode = /^\d{6}$/.test(value)

@@ -17,7 +17,13 @@
 //   that every append takes shared, and read with the log in one snapshot, so a cursor
 //   never passes a broadcast that commits later.
 // - Wake-ups: a commit wakes the polls of the users whose logs grew, on every process,
-//   through one NOTIFY (wake-ups.ts); a poll subscribes before it reads.
+//   through one NOTIFY (wake-ups.ts); a poll subscribes before it reads. In the writer's own
+//   process the appended entries themselves go to the held polls, once committed and once
+//   the commit's NOTIFY arrived (so every commit before it, a broadcast included, has been
+//   told to the polls first: NOTIFYs arrive in commit order). Each comes with the log's
+//   head before it, read under the log's lock, so a poll whose cursor is that head knows
+//   these are exactly the entries after it, and answers with them without reading the log.
+//   (A broadcast after the cursor committed before them: its wake-up made the poll read.)
 // - Durable: a send is answered only after its commit (group commit included).
 //
 // Files: catalogue.ts (the events), sql.ts (the statements, from shared fragments),
@@ -28,13 +34,13 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
-import { createLogReader } from './read.js'
+import { createLogReader, type LogEntry } from './read.js'
 import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
-import { HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, revocationPayloads, type ListenerOptions } from './wake-ups.js'
+import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, revocationPayloads, type Appended, type ListenerOptions } from './wake-ups.js'
 
 export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
 export { render, type LogEntry } from './read.js'
-export type { WakeReason, WakeUp, Waiter } from './wake-ups.js'
+export type { Appended, Wake, WakeReason, WakeUp, Waiter } from './wake-ups.js'
 
 export interface DirectSend {
   senderId: number
@@ -55,13 +61,28 @@ export type DirectSendResult =
   /** Lost a race with a retry of the same client_msg_id: read the first one's reply. */
   | { outcome: 'raced' }
 
-interface DirectSendRow {
+/** A row an append returns: the entry for one user's log, as a read renders it, with the log's head before it. */
+type AppendedRow = LogEntry & { user_id: number; prev: number }
+
+interface DirectSendRow extends AppendedRow {
   status: number | null
   file_ok: boolean
   inserted_id: number | null
   inserted_time: number | null
   earlier_id: number | null
   earlier_time: number | null
+}
+
+/** The rows of one commit, by log: for the held polls of this process. */
+function byLog(rows: AppendedRow[]): Appended[] {
+  const logs = new Map<number, Appended>()
+  for (const row of rows) {
+    let log = logs.get(row.user_id)
+    if (!log) logs.set(row.user_id, (log = { userId: row.user_id, prev: row.prev, entries: [] }))
+    log.entries.push(row)
+  }
+  for (const log of logs.values()) log.entries.sort((a, b) => a.pos - b.pos)
+  return [...logs.values()]
 }
 
 function resultOf(row: DirectSendRow): DirectSendResult {
@@ -72,27 +93,35 @@ function resultOf(row: DirectSendRow): DirectSendResult {
   return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time! }
 }
 
-/** Stores and delivers `sends` (at most IDS_PER_NOTIFY, so one NOTIFY names every recipient) in one statement. */
-export async function sendDirectMessages(db: Knex, channel: string, sends: DirectSend[]): Promise<DirectSendResult[]> {
+/**
+ * Stores and delivers `sends` (at most IDS_PER_NOTIFY, so one NOTIFY names every
+ * recipient) in one statement: a result per send, and the entries appended.
+ */
+export async function sendDirectMessages(db: Knex, channel: string, sends: DirectSend[]): Promise<{ results: DirectSendResult[]; appended: Appended[] }> {
   if (sends.length > IDS_PER_NOTIFY) throw new RangeError(`At most ${IDS_PER_NOTIFY} sends per statement`)
-  if (sends.length === 0) return []
+  if (sends.length === 0) return { results: [], appended: [] }
   const ciphertexts = (send: DirectSend) => (send.ciphertexts ? JSON.stringify(send.ciphertexts) : null)
+  let rows: DirectSendRow[]
   if (sends.length === 1) {
     const [send] = sends
     const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null]
-    return [resultOf((await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values))[0])]
+    rows = await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values)
+    rows[0].user_id = send.recipientId
+  } else {
+    rows = await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [
+      channel,
+      sends.map((s) => s.senderId),
+      sends.map((s) => s.recipientId),
+      sends.map((s) => s.text),
+      sends.map((s) => s.kind),
+      sends.map((s) => s.clientMsgId ?? null),
+      sends.map(ciphertexts),
+      sends.map((s) => s.fileId ?? null),
+    ])
+    rows.forEach((row, i) => (row.user_id = sends[i].recipientId))
   }
-  const rows = await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [
-    channel,
-    sends.map((s) => s.senderId),
-    sends.map((s) => s.recipientId),
-    sends.map((s) => s.text),
-    sends.map((s) => s.kind),
-    sends.map((s) => s.clientMsgId ?? null),
-    sends.map(ciphertexts),
-    sends.map((s) => s.fileId ?? null),
-  ])
-  return rows.map(resultOf)
+  const results = rows.map(resultOf)
+  return { results, appended: byLog(rows.filter((_row, i) => results[i].outcome === 'sent')) }
 }
 
 // Direct sends in flight at once, each a group (src/batcher.ts). One: the next group
@@ -112,20 +141,50 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
   const channel = channelOf(config.databaseSchema)
   const listener = new WakeUpListener({ connectionString: config.databaseUrl!, channel, log, noteFailure })
   const polls = new HeldPolls(config.maxHeldPollsPerUser, clock)
+  /** Polls answered with entries handed over, without reading the log. */
+  let handedOver = 0
   const reader = createLogReader(db, config.pollBatchLimit, () => listener.listening)
-  listener.subscribe((wakeUp) => polls.handle(wakeUp))
-  listener.subscribe((wakeUp) => reader.handle(wakeUp))
-  // Group commit: concurrent direct sends share one statement and one commit.
-  const directSends = createBatcher<DirectSend, DirectSendResult>((sends) => sendDirectMessages(db, channel, sends), {
+  const gate = new HandOverGate((wakeUp) => {
+    polls.handle(wakeUp)
+    reader.handle(wakeUp)
+  })
+  listener.subscribe((wakeUp) => gate.pass(wakeUp))
+  // Group commit: concurrent direct sends share one statement and one commit, whose
+  // entries go to the polls held here (the NOTIFY reaches the other processes).
+  const sendGroup = async (sends: DirectSend[]) => {
+    const recipients = sends.map((send) => send.recipientId)
+    gate.begin(recipients)
+    let appended: Appended[] = []
+    try {
+      const sent = await sendDirectMessages(db, channel, sends)
+      appended = sent.appended
+      return sent.results
+    } finally {
+      gate.end(recipients, appended)
+    }
+  }
+  const directSends = createBatcher<DirectSend, DirectSendResult>(sendGroup, {
     maxBatch: IDS_PER_NOTIFY,
     maxInFlight: DIRECT_SEND_GROUPS_IN_FLIGHT,
     failsEveryItem: isDatabaseUnavailable,
   })
 
-  /** Appends one entry to the log of each of `userIds`, waking them at commit. */
+  /** Appends one entry to the log of each of `userIds`, waking them at commit (here, with the entries). */
   async function appendEntry(trx: Knex.Transaction, userIds: number[], entry: { type: string; actorId: number; messageId?: number; payload?: object }) {
     if (userIds.length === 0) return
-    await trx.raw(APPEND_SQL, [channel, userIds, entry.type, entry.actorId, entry.messageId ?? null, entry.payload ? JSON.stringify(entry.payload) : null, channel])
+    const values = [channel, userIds, entry.type, entry.actorId, entry.messageId ?? null, entry.payload ? JSON.stringify(entry.payload) : null, channel]
+    gate.begin(userIds)
+    let rows: AppendedRow[]
+    try {
+      rows = (await trx.raw<{ rows: AppendedRow[] }>(APPEND_SQL, values)).rows
+    } catch (error) {
+      gate.end(userIds)
+      throw error
+    }
+    trx.executionPromise.then(
+      () => gate.end(userIds, byLog(rows)),
+      () => gate.end(userIds), // rolled back: nothing was appended
+    )
   }
 
   return {
@@ -199,8 +258,18 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
     read: reader.read,
     nothingAfter: reader.nothingAfter,
 
-    /** For /metrics: direct-send statements and the sends they carried; read statements and reads. */
-    stats: () => ({ sends: directSends.stats, reads: reader.stats() }),
+    /**
+     * The entries after `cursor`, when what a commit appended is exactly that: the log's
+     * head before them is the cursor. Else undefined (the poll reads).
+     */
+    entriesAfter(cursor: number, appended: Appended): LogEntry[] | undefined {
+      if (appended.prev !== cursor) return undefined
+      handedOver++
+      return appended.entries.slice(0, config.pollBatchLimit)
+    },
+
+    /** For /metrics: direct-send statements and the sends they carried; read statements and reads; polls answered without a read. */
+    stats: () => ({ sends: directSends.stats, reads: reader.stats(), handedOver }),
 
     /** Answers every held poll (they reply with what they have). */
     shutdown(): void {

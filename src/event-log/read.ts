@@ -97,6 +97,8 @@ interface Tail {
   reading: number
   /** No entry after this position (as of the last wake-up). */
   end?: number
+  /** The furthest position a wake-up for this log announced. */
+  heard?: number
 }
 
 export class LogTails {
@@ -108,15 +110,30 @@ export class LogTails {
   constructor(private readonly listening: () => boolean) {}
 
   handle(wakeUp: WakeUp): void {
-    if (wakeUp.kind === 'users') {
-      for (const userId of wakeUp.userIds) {
-        this.current.delete(userId)
-        this.previous.delete(userId)
-      }
-    } else if (wakeUp.kind !== 'revoked') {
+    if (wakeUp.kind === 'users') wakeUp.userIds.forEach((userId, i) => this.grew(userId, wakeUp.ends[i]))
+    else if (wakeUp.kind === 'entries') for (const { userId, prev, entries } of wakeUp.appended) this.grew(userId, entries[entries.length - 1].pos, prev)
+    else if (wakeUp.kind !== 'revoked') {
       this.current.clear()
       this.previous.clear()
     }
+  }
+
+  /**
+   * The user's log grew up to `end`. A recorded end at or past it is old news, and so is a
+   * wake-up already acted on (the same commit arrives twice in the writer's process: its
+   * entries, then its NOTIFY, in either order). Entries appended right after a recorded end
+   * (`prev`, their log's head before them, is that end) move it to `end`: what follows it
+   * is exactly those entries, and any later commit wakes again. Otherwise the end is
+   * forgotten. Either way a read in flight records nothing (its snapshot may predate the
+   * commit); a read that starts after this wake-up arrived sees the commit.
+   */
+  private grew(userId: number, end: number, prev?: number): void {
+    let tail = this.find(userId)
+    if (!tail) this.current.set(userId, (tail = { reading: 0 }))
+    if ((tail.end ?? -1) >= end || (tail.heard ?? -1) >= end) return
+    tail.reading = 0
+    if (Number.isFinite(end)) tail.heard = end // an end not given (an older payload) is always news
+    tail.end = tail.end !== undefined && tail.end === prev ? end : undefined
   }
 
   nothingAfter(userId: number, position: number): boolean {

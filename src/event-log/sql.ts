@@ -4,7 +4,8 @@
 //     taken shared alongside (LOCK_LOGS);
 //   - the ordering rule: a log's next position is max(head + 1, now in µs) (NEXT_POSITION);
 //   - the wake-up: one NOTIFY naming the users whose logs grew, sent at commit (wake-ups.ts);
-//   - the wire shape of a message (MESSAGE_FIELDS), for history, dialogs and polls alike.
+//   - the wire shape of a message (messageFields), for history, dialogs and polls alike, and
+//     of a log entry (entryColumns), for a read and for what an append hands to the polls.
 // The hot paths (a direct send, a log read) run as named prepared statements: planned once
 // per connection instead of at every call.
 import type { Knex } from 'knex'
@@ -24,8 +25,9 @@ const nextPosition = (head: string, count = '1', n = count) => `GREATEST(${head}
  * FOR KEY SHARE on that user, which FOR UPDATE would wait for out of order.
  */
 const lockLogs = (channel: string, ids: string) =>
-  `SELECT id, pg_advisory_xact_lock_shared(hashtext(${channel})) AS no_broadcast_in_flight
+  `SELECT id, log_head, pg_advisory_xact_lock_shared(hashtext(${channel})) AS no_broadcast_in_flight
      FROM users WHERE id = ANY(${ids}) ORDER BY id FOR NO KEY UPDATE`
+
 
 /** Moves each direct dialog in `pairs(owner, peer, msg_id)` to its newest message. */
 const upsertDirectDialogs = (pairs: string) =>
@@ -63,20 +65,38 @@ export const messageColumnsSql = (viewer: string) => messageFields(viewer).map((
 /** The message as one JSON value. */
 export const messageJsonSql = (viewer: string) => `json_build_object(${messageFields(viewer).map(([name, sql]) => `'${name}', ${sql}`).join(', ')})`
 
+/**
+ * A log entry as read.ts renders it (LogEntry), over an entry `e` (an events row), its
+ * actor's users row `u` and its message `m`, as `viewer` sees it. A message's entry has its
+ * sender as actor, so the one users row serves both.
+ */
+const entryColumns = (viewer: string) =>
+  `e.id, e.pos, e.type, e.actor_id, u.login AS actor_login, e.payload, m.deleted_at IS NOT NULL AS deleted, ${messageColumnsSql(viewer)}`
+
 // --- Appends ------------------------------------------------------------------------------
 
-/** ? channel, ? user ids, ? type, ? actor, ? message id, ? payload (JSON): one entry in each log. */
+/**
+ * ? channel, ? user ids, ? type, ? actor, ? message id, ? payload (JSON): one entry in each
+ * log. Returns, per user, the entry as a read renders it, with the log's head before it
+ * (`prev`): what a held poll needs to take it without reading.
+ */
 export const APPEND_SQL = `WITH locked AS (${lockLogs('?', '?::int8[]')}
      ), head AS (
        UPDATE users u SET log_head = ${nextPosition('u.log_head')}
          FROM locked WHERE u.id = locked.id
-       RETURNING u.id, u.log_head
+       RETURNING u.id, u.log_head, locked.log_head AS prev
      ), appended AS (
        INSERT INTO events (user_id, pos, type, actor_id, message_id, payload)
        SELECT id, log_head, ?, ?, ?, ?::jsonb FROM head
-       RETURNING user_id
+       RETURNING *
+     ), woken AS (
+       ${wakeUsersSql('?', 'appended', 'user_id', 'pos')}
      )
-     ${wakeUsersSql('?', 'appended', 'user_id')}`
+     SELECT e.user_id, h.prev, ${entryColumns('e.user_id')}
+       FROM appended e JOIN head h ON h.id = e.user_id
+       JOIN users u ON u.id = e.actor_id
+       LEFT JOIN messages m ON m.id = e.message_id
+      WHERE (SELECT count(*) FROM woken) >= 0 -- always true: runs the NOTIFY`
 
 /** ? channel: the exclusive side of the broadcast lock (see LOCK_LOGS). */
 export const LOCK_BROADCASTS_SQL = 'SELECT pg_advisory_xact_lock(hashtext(?))'
@@ -108,6 +128,9 @@ export const LOCK_USERS_SQL = 'SELECT id FROM users WHERE id = ANY(?::int8[]) OR
 // message id or log position (the group: by an init plan every later step reads through
 // `items`; the single send: each step reads the previous one's result).
 
+// Each also returns the recipient's new entry as a read renders it and the log's head
+// before it (`prev`), for the held polls (see APPEND_SQL).
+
 // $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id.
 export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
      ), friendship AS (
@@ -125,7 +148,7 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
          FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
           AND ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached))
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
-       RETURNING id, created_at
+       RETURNING *
      ), dialogs AS (
        ${upsertDirectDialogs('(SELECT pair.owner, pair.peer, inserted.id AS msg_id FROM inserted, (VALUES ($2::int8, $3::int8), ($3::int8, $2::int8)) AS pair(owner, peer)) s')}
      ), head AS (
@@ -135,16 +158,22 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
      ), appended AS (
        INSERT INTO events (user_id, pos, type, actor_id, message_id)
        SELECT head.id, head.log_head, 'message', $2, inserted.id FROM head, inserted
-       RETURNING user_id
+       RETURNING *
      ), woken AS (
-       ${wakeUsersSql('$1', 'appended', 'user_id')}
+       ${wakeUsersSql('$1', 'appended', 'user_id', 'pos')}
      )
      SELECT (SELECT status FROM friendship) AS status,
             ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
             (SELECT count(*) FROM woken) AS woken,
             i.id AS inserted_id, ${seconds('i.created_at')} AS inserted_time,
-            e.id AS earlier_id, ${seconds('e.created_at')} AS earlier_time
-       FROM (SELECT 1) one LEFT JOIN inserted i ON true LEFT JOIN earlier e ON true`
+            er.id AS earlier_id, ${seconds('er.created_at')} AS earlier_time,
+            (SELECT log_head FROM locked WHERE id = $3) AS prev, ${entryColumns('$3::int8')}
+       FROM (SELECT 1) one
+       LEFT JOIN inserted i ON true
+       LEFT JOIN earlier er ON true
+       LEFT JOIN appended e ON true
+       LEFT JOIN inserted m ON true
+       LEFT JOIN users u ON u.id = e.actor_id`
 
 // $1 channel; one array per field, a send per index: $2 senders, $3 recipients, $4 texts,
 // $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids.
@@ -159,12 +188,12 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
         WHERE f.id = i.file_id AND f.owner_id = i.sender_id
        RETURNING f.id
      ), checked AS (
-       SELECT i.*, c.status, e.id AS earlier_id, e.created_at AS earlier_at,
+       SELECT i.*, c.status, er.id AS earlier_id, er.created_at AS earlier_at,
               (i.file_id IS NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
               row_number() OVER (PARTITION BY i.sender_id, i.client_msg_id ORDER BY i.ord) AS copy
          FROM items i
          LEFT JOIN contacts c ON c.owner_id = i.sender_id AND c.other_id = i.recipient_id
-         LEFT JOIN messages e ON e.sender_id = i.sender_id AND e.client_msg_id = i.client_msg_id
+         LEFT JOIN messages er ON er.sender_id = i.sender_id AND er.client_msg_id = i.client_msg_id
      ), numbered AS (
        SELECT ord, nextval('messages_id_seq') AS id
          FROM (SELECT ord FROM checked
@@ -175,9 +204,9 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
        SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id
          FROM numbered n JOIN checked c USING (ord)
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
-       RETURNING id, sender_id, recipient_id, created_at
+       RETURNING *
      ), sent AS (
-       SELECT n.ord, i.* FROM inserted i JOIN numbered n USING (id)
+       SELECT n.ord, i.id, i.sender_id, i.recipient_id, i.created_at FROM inserted i JOIN numbered n USING (id)
      ), dialogs AS (
        ${upsertDirectDialogs('(SELECT pair.owner, pair.peer, s.id AS msg_id FROM sent s, LATERAL (VALUES (s.sender_id, s.recipient_id), (s.recipient_id, s.sender_id)) AS pair(owner, peer)) s')}
      ), per_recipient AS (
@@ -191,13 +220,19 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
        SELECT s.recipient_id, h.log_head - h.n + row_number() OVER (PARTITION BY s.recipient_id ORDER BY s.ord),
               'message', s.sender_id, s.id
          FROM sent s JOIN head h ON h.id = s.recipient_id
-       RETURNING user_id
+       RETURNING *
      ), woken AS (
-       ${wakeUsersSql('$1', 'appended', 'user_id')}
+       ${wakeUsersSql('$1', 'appended', 'user_id', 'pos')}
      )
      SELECT c.ord, c.status, c.file_ok, s.id AS inserted_id, ${seconds('s.created_at')} AS inserted_time,
-            c.earlier_id, ${seconds('c.earlier_at')} AS earlier_time
-       FROM checked c LEFT JOIN sent s USING (ord)
+            c.earlier_id, ${seconds('c.earlier_at')} AS earlier_time,
+            l.log_head AS prev, ${entryColumns('c.recipient_id')}
+       FROM checked c
+       LEFT JOIN sent s USING (ord)
+       LEFT JOIN appended e ON e.message_id = s.id
+       LEFT JOIN inserted m ON m.id = s.id
+       LEFT JOIN users u ON u.id = e.actor_id
+       LEFT JOIN locked l ON l.id = c.recipient_id
       WHERE (SELECT count(*) FROM woken) >= 0 -- always true: runs the NOTIFY
       ORDER BY c.ord`
 
@@ -210,9 +245,7 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
  * columns for many.
  */
 function logReadSql(user: string, after: string, limit: string): string {
-  // A message's entry has its sender as actor: the one users row `u` serves both.
-  return `SELECT e.id, e.pos, e.type, e.actor_id, u.login AS actor_login, e.payload,
-            m.deleted_at IS NOT NULL AS deleted, ${messageColumnsSql(user)}
+  return `SELECT ${entryColumns(user)}
        FROM ((SELECT e.id, e.pos, e.type, e.actor_id, e.message_id, e.payload
                 FROM events e WHERE e.user_id = ${user} AND e.pos > ${after} ORDER BY e.pos LIMIT ${limit})
              UNION ALL

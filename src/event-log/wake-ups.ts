@@ -1,23 +1,41 @@
 // Wake-ups: how a commit reaches the polls it concerns, on every process.
 //
 // A writer queues a NOTIFY inside its transaction; PostgreSQL delivers it at commit, to
-// every process. Its payload says whom to wake: `u:1,2,3` the polls of these users (their
-// logs grew), `a:` every poll (a broadcast), `r:5,6` the polls of these sessions, which end
-// (logged out). It carries no data: a woken poll reads the log. So a lost or repeated
-// wake-up costs one read at worst, and after the LISTEN connection was lost every poll is
-// woken to read again (`missed`).
+// every process. Its payload says whom to wake: `u:1@p,2@q` the polls of these users, whose
+// logs grew up to those positions, `a:` every poll (a broadcast), `r:5,6` the polls of these
+// sessions, which end (logged out). It carries no entries: a woken poll reads the log (a poll
+// already past the position has nothing to read). So a lost or repeated wake-up costs one
+// read at worst, and after the LISTEN connection was lost every poll is woken to read again
+// (`missed`).
+//
+// The writer's own process does better, once the append committed and its NOTIFY arrived:
+// it hands the appended entries to its held polls (`entries`), each with the log's head
+// before them. A poll whose cursor is that head has exactly these entries after its
+// cursor, and answers with them without reading (why: src/event-log/index.ts).
 //
 // Each process has one LISTEN connection (WakeUpListener), which hands every wake-up to its
 // subscribers: the polls held here (HeldPolls), what is known of the logs' ends (read.ts)
 // and the session cache.
 import pg from 'pg'
 import type { Clock, ClockTimer } from '../clock.js'
+import type { LogEntry } from './read.js'
 
-/** A NOTIFY payload holds at most 8000 bytes: 400 ids of up to 16 digits and a comma fit. */
-export const IDS_PER_NOTIFY = 400
+/** A NOTIFY payload holds at most 8000 bytes: 250 ids and positions of up to 16 digits fit. */
+export const IDS_PER_NOTIFY = 250
+
+/** What one commit appended to one user's log, for the polls held in the writer's process. */
+export interface Appended {
+  userId: number
+  /** The log's head before these entries. */
+  prev: number
+  /** The entries, in log order, as a read renders them. */
+  entries: LogEntry[]
+}
 
 export type WakeUp =
-  | { kind: 'users'; userIds: number[] }
+  /** These users' logs grew, up to `ends` (positions, in the same order; Infinity: not said). */
+  | { kind: 'users'; userIds: number[]; ends: number[] }
+  | { kind: 'entries'; appended: Appended[] }
   | { kind: 'everyone' }
   | { kind: 'revoked'; sessionIds: number[] }
   /** The LISTEN connection was lost or restored: any wake-up may have been missed. */
@@ -26,11 +44,14 @@ export type WakeUp =
 /** The LISTEN/NOTIFY channel of a schema's event log. */
 export const channelOf = (schema: string) => `${schema}_events`
 
-/** A statement waking the users in `column` of the rows of `source`, in NOTIFYs of IDS_PER_NOTIFY. */
-export const wakeUsersSql = (channel: string, source: string, column: string) =>
-  `SELECT pg_notify(${channel}, 'u:' || string_agg(user_id::text, ','))
-     FROM (SELECT user_id, (row_number() OVER () - 1) / ${IDS_PER_NOTIFY} AS chunk
-             FROM (SELECT DISTINCT ${column} AS user_id FROM ${source}) woken) numbered
+/**
+ * A statement waking the users in `userColumn` of the rows of `source` up to their newest
+ * `posColumn`, in NOTIFYs of IDS_PER_NOTIFY users.
+ */
+export const wakeUsersSql = (channel: string, source: string, userColumn: string, posColumn: string) =>
+  `SELECT pg_notify(${channel}, 'u:' || string_agg(user_id || '@' || pos, ','))
+     FROM (SELECT user_id, pos, (row_number() OVER () - 1) / ${IDS_PER_NOTIFY} AS chunk
+             FROM (SELECT ${userColumn} AS user_id, max(${posColumn}) AS pos FROM ${source} GROUP BY ${userColumn}) woken) numbered
     GROUP BY chunk`
 
 /** An expression waking every poll. */
@@ -45,9 +66,12 @@ export function revocationPayloads(sessionIds: number[]): string[] {
 
 function decode(payload: string): WakeUp | undefined {
   if (payload.startsWith('a:')) return { kind: 'everyone' }
-  const ids = payload.slice(2).split(',').map(Number)
-  if (payload.startsWith('u:')) return { kind: 'users', userIds: ids }
-  if (payload.startsWith('r:')) return { kind: 'revoked', sessionIds: ids }
+  const items = payload.slice(2).split(',')
+  if (payload.startsWith('u:')) {
+    const pairs = items.map((item) => item.split('@').map(Number))
+    return { kind: 'users', userIds: pairs.map(([id]) => id), ends: pairs.map(([, end]) => end ?? Number.POSITIVE_INFINITY) }
+  }
+  if (payload.startsWith('r:')) return { kind: 'revoked', sessionIds: items.map(Number) }
   return undefined
 }
 
@@ -163,22 +187,27 @@ export type WakeReason = 'event' | 'timeout' | 'superseded' | 'revoked' | 'shutd
 /** Reasons that end a poll: once given, they stick. */
 const FINAL: ReadonlySet<WakeReason> = new Set(['superseded', 'revoked', 'shutdown', 'gone'])
 
+/** Why a wait ended: a reason, or entries appended to the log, handed over by this process. */
+export type Wake = { reason: WakeReason } | { reason: 'entries'; appended: Appended }
+
 export interface Waiter {
   readonly userId: number
   readonly sessionId: number
   /**
-   * Resolves when something may have arrived since the last wait (at once if a wake-up
-   * came in the meantime), after `ms` on the app's clock, or when the poll must end.
+   * Resolves when something may have arrived after `cursor` since the last wait (at once if
+   * a wake-up came in the meantime), after `ms` on the app's clock, or when the poll must end.
    */
-  wait(ms: number): Promise<WakeReason>
+  wait(ms: number, cursor: number): Promise<Wake>
   wake(reason: WakeReason): void
   close(): void
 }
 
 class HeldPoll implements Waiter {
   private pending: WakeReason | undefined
-  private resolve: ((reason: WakeReason) => void) | undefined
+  private resolve: ((wake: Wake) => void) | undefined
   private timer: ClockTimer | undefined
+  /** While waiting: the position the poll has read to. */
+  private cursor = 0
 
   constructor(
     readonly userId: number,
@@ -187,31 +216,45 @@ class HeldPoll implements Waiter {
     private readonly release: (poll: HeldPoll) => void,
   ) {}
 
-  wait(ms: number): Promise<WakeReason> {
+  wait(ms: number, cursor: number): Promise<Wake> {
     if (this.pending) {
       const reason = this.pending
       if (!FINAL.has(reason)) this.pending = undefined
-      return Promise.resolve(reason)
+      return Promise.resolve({ reason })
     }
+    this.cursor = cursor
     return new Promise((resolve) => {
       this.resolve = resolve
-      this.timer = this.clock.setTimeout(() => this.settle('timeout'), ms)
+      this.timer = this.clock.setTimeout(() => this.settle({ reason: 'timeout' }), ms)
     })
   }
 
   wake(reason: WakeReason): void {
     // A final reason sticks; an `event` never overrides one.
     if (this.pending && FINAL.has(this.pending)) return
-    if (this.resolve) this.settle(reason)
+    if (this.resolve) this.settle({ reason })
     else this.pending = reason
   }
 
-  private settle(reason: WakeReason): void {
+  /** The log grew up to `end`: news unless the poll, waiting, has read that far. */
+  grewTo(end: number): void {
+    if (this.resolve && this.cursor >= end) return
+    this.wake('event')
+  }
+
+  /** Entries this process appended: taken by a waiting poll (which decides), else a reason to read again. */
+  offer(appended: Appended): void {
+    if (this.resolve && this.cursor >= appended.entries[appended.entries.length - 1].pos) return // read already
+    if (this.resolve && !this.pending) this.settle({ reason: 'entries', appended })
+    else this.wake('event')
+  }
+
+  private settle(wake: Wake): void {
     this.timer?.clear()
     const resolve = this.resolve
     this.resolve = undefined
-    if (FINAL.has(reason)) this.pending = reason
-    resolve?.(reason)
+    if (wake.reason !== 'entries' && FINAL.has(wake.reason)) this.pending = wake.reason
+    resolve?.(wake)
   }
 
   close(): void {
@@ -272,7 +315,12 @@ export class HeldPolls {
   handle(wakeUp: WakeUp): void {
     switch (wakeUp.kind) {
       case 'users':
-        for (const userId of wakeUp.userIds) for (const poll of this.byUser.get(userId) ?? []) poll.wake('event')
+        wakeUp.userIds.forEach((userId, i) => {
+          for (const poll of this.byUser.get(userId) ?? []) poll.grewTo(wakeUp.ends[i])
+        })
+        return
+      case 'entries':
+        for (const appended of wakeUp.appended) for (const poll of this.byUser.get(appended.userId) ?? []) poll.offer(appended)
         return
       case 'revoked': {
         const ended = new Set(wakeUp.sessionIds)
@@ -289,3 +337,94 @@ export class HeldPolls {
     for (const polls of this.byUser.values()) for (const poll of polls) poll.wake(reason)
   }
 }
+
+/**
+ * Orders what this process appended with the NOTIFYs of every commit. A commit's own
+ * entries go to the polls held here only once its NOTIFY has arrived: PostgreSQL delivers
+ * NOTIFYs in commit order, so every commit before it (a broadcast, another process's
+ * append) has been told to the polls by then. And the NOTIFY of an append in flight here,
+ * which often arrives before the append's result, waits for its entries rather than wake
+ * the polls to read what they are about to be given. Hand-overs not matched by a NOTIFY are
+ * dropped when the LISTEN connection is lost (every poll reads then) or beyond a bound.
+ */
+export class HandOverGate {
+  private readonly inFlight = new Map<number, number>()
+  /** NOTIFY ends for users with an append in flight here: the furthest one each. */
+  private readonly heardEarly = new Map<number, number>()
+  /** Entries appended here, waiting for their NOTIFY. */
+  private readonly waiting = new Map<number, Appended[]>()
+  private waitingCount = 0
+
+  constructor(
+    private readonly deliver: (wakeUp: WakeUp) => void,
+    private readonly maxWaiting = 10_000,
+  ) {}
+
+  /** Appends to these users' logs are in flight here. */
+  begin(userIds: Iterable<number>): void {
+    for (const userId of userIds) this.inFlight.set(userId, (this.inFlight.get(userId) ?? 0) + 1)
+  }
+
+  /** Those appends are done, with what they appended (nothing if they failed). */
+  end(userIds: Iterable<number>, appended: Appended[] = []): void {
+    const ready: Appended[] = []
+    for (const log of appended) {
+      if ((this.heardEarly.get(log.userId) ?? -1) >= lastPosition(log)) ready.push(log)
+      else this.wait(log)
+    }
+    if (ready.length > 0) this.deliver({ kind: 'entries', appended: ready })
+    const released: number[] = []
+    for (const userId of userIds) {
+      const count = (this.inFlight.get(userId) ?? 1) - 1
+      if (count > 0) this.inFlight.set(userId, count)
+      else {
+        this.inFlight.delete(userId)
+        if (this.heardEarly.has(userId)) released.push(userId)
+      }
+    }
+    if (released.length === 0) return
+    const ends = released.map((userId) => this.heardEarly.get(userId)!)
+    for (const userId of released) this.heardEarly.delete(userId)
+    this.deliver({ kind: 'users', userIds: released, ends })
+  }
+
+  /** A wake-up from the LISTEN connection (or this process), in commit order. */
+  pass(wakeUp: WakeUp): void {
+    if (wakeUp.kind === 'missed') this.dropWaiting()
+    if (wakeUp.kind !== 'users') return this.deliver(wakeUp)
+    const ready: Appended[] = []
+    const userIds: number[] = []
+    const ends: number[] = []
+    wakeUp.userIds.forEach((userId, i) => {
+      const end = wakeUp.ends[i]
+      const logs = this.waiting.get(userId)
+      if (logs) {
+        const matched = logs.filter((log) => lastPosition(log) <= end)
+        ready.push(...matched)
+        this.waitingCount -= matched.length
+        if (matched.length === logs.length) this.waiting.delete(userId)
+        else this.waiting.set(userId, logs.filter((log) => lastPosition(log) > end))
+      }
+      if (this.inFlight.has(userId)) this.heardEarly.set(userId, Math.max(this.heardEarly.get(userId) ?? -1, end))
+      else {
+        userIds.push(userId)
+        ends.push(end)
+      }
+    })
+    if (ready.length > 0) this.deliver({ kind: 'entries', appended: ready })
+    if (userIds.length > 0) this.deliver({ kind: 'users', userIds, ends })
+  }
+
+  private wait(log: Appended): void {
+    if (this.waitingCount >= this.maxWaiting) this.dropWaiting()
+    this.waiting.set(log.userId, [...(this.waiting.get(log.userId) ?? []), log])
+    this.waitingCount++
+  }
+
+  private dropWaiting(): void {
+    this.waiting.clear()
+    this.waitingCount = 0
+  }
+}
+
+const lastPosition = (log: Appended) => log.entries[log.entries.length - 1].pos

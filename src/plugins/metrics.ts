@@ -83,6 +83,11 @@ export default fp(
       () => stats().reads.batches,
     )
     serviceCounter(
+      'messenger_polls_answered_without_read_total',
+      'Polls answered with the entries this process had just appended (no read of the log)',
+      () => stats().handedOver,
+    )
+    serviceCounter(
       'messenger_log_reads_skipped_total',
       'Polls that waited without a first read: nothing after their cursor since the last wake-up',
       () => app.services.updates.skippedReads(),

@@ -78,10 +78,12 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
         for (;;) {
           const remaining = deadline - clock.now()
           if (entries.length > 0 || remaining <= 0) break
-          const reason = await waiter.wait(remaining)
-          if (reason === 'revoked') throw new Unauthorized('Session logged out')
-          if (reason !== 'event') break
-          entries = await eventLog.read(request.userId, from)
+          const wake = await waiter.wait(remaining, from)
+          if (wake.reason === 'revoked') throw new Unauthorized('Session logged out')
+          if (wake.reason !== 'event' && wake.reason !== 'entries') break
+          // Entries this process appended are taken as they are when they are exactly what
+          // follows the cursor (src/event-log/index.ts); else the poll reads.
+          entries = (wake.reason === 'entries' && eventLog.entriesAfter(from, wake.appended)) || (await eventLog.read(request.userId, from))
           read = true
         }
         if (!read) entries = await eventLog.read(request.userId, from)
