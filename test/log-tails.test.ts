@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import type { Knex } from 'knex'
 import { LogTails } from '../src/event-log/read.js'
-import { APPEND_BROADCAST_SQL, APPEND_SQL, LOCK_BROADCASTS_SQL } from '../src/event-log/sql.js'
+import { APPEND_BROADCAST_SQL, APPEND_SQL, LOCK_BROADCASTS_SQL, preparedQuery } from '../src/event-log/sql.js'
 import { WakeUpListener, channelOf, type WakeUp } from '../src/event-log/wake-ups.js'
 import { insertMessage } from '../src/data/messages.js'
 import type { App } from '../src/app.js'
@@ -43,7 +43,7 @@ function whoOf(wakeUp: WakeUp): Array<number | 'all'> {
 
 /** Appends a message entry to `userId`'s log, its wake-up sent on `channel`. */
 async function appendMessage(trx: Knex.Transaction, channel: string, userId: number, senderId: number, messageId: number): Promise<void> {
-  await trx.raw(APPEND_SQL, [channel, [userId], 'message', senderId, messageId, null, channel])
+  await preparedQuery(trx, 'append', APPEND_SQL, [channel, [userId], ['message'], [senderId], [messageId], [null]])
 }
 
 /** A listening hub on a channel of its own, its LogTails, and a second connection to NOTIFY through. */

@@ -16,7 +16,7 @@ import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { build, call, collect, createTestSchema, drain, eventually, poll, signUp, wiki, befriend, type TestSession } from './helper.js'
+import { build, call, collect, createTestSchema, drain, eventually, metrics, metricValue, poll, signUp, wiki, befriend, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -100,6 +100,31 @@ t.test('a poll turns the user online: each friend gets exactly one presence even
 
   t.strictSame(await presenceSeenBy(app, bob, alice), { uid: alice.uid, login: alice.login, online: true, last_seen: unix(polledAt) }, 'get_presence: online, last_seen the poll')
   t.equal(await presenceSeenBy(app, dave, alice), undefined, 'get_presence lists friends only')
+})
+
+t.test('first polls at once are recorded in groups: a popular friend gets exactly one online event per friend, mutual friends in one group tell each other', async (t) => {
+  const clock = newClock()
+  const app = await build(t, PRESENCE, undefined, clock)
+  const popular = await signUp(app)
+  const fans = await Promise.all(Array.from({ length: 30 }, () => signUp(app)))
+  for (const fan of fans) await befriend(app, fan, popular)
+  await befriend(app, fans[0], fans[1])
+  const before = await metrics(app)
+
+  await Promise.all(fans.map((fan) => poll(app, fan, 0, 0)))
+
+  const after = await metrics(app)
+  const groups = metricValue(after, 'messenger_presence_groups_total') - metricValue(before, 'messenger_presence_groups_total')
+  const seen = metricValue(after, 'messenger_presence_seen_total') - metricValue(before, 'messenger_presence_seen_total')
+  t.equal(seen, fans.length, 'each fan recorded as seen once')
+  t.ok(groups < fans.length / 2, `in groups: ${groups} transactions for ${fans.length} users`)
+
+  const told = (await collect(app, popular, 0)).events.filter((e: Json) => e.type === 'presence')
+  t.strictSame(told.map((e: Json) => e.ruid).sort((a: number, b: number) => a - b), fans.map((fan) => fan.uid).sort((a, b) => a - b), 'the popular user is told of each fan exactly once')
+  t.ok(told.every((e: Json) => e.online === true), 'each online')
+  t.equal(presenceOf((await collect(app, fans[0], 0)).events, fans[1]).length, 1, 'a fan is told once of a mutual friend who came online with them')
+  t.equal(presenceOf((await collect(app, fans[1], 0)).events, fans[0]).length, 1, 'and the other way round')
+  t.strictSame(await presenceSeenBy(app, popular, fans[29]), { uid: fans[29].uid, login: fans[29].login, online: true, last_seen: unix(clock.now()) }, 'get_presence agrees')
 })
 
 t.test('debounce: polls within the grace period announce nothing; past it one offline event with the last poll time; a new poll is online again', async (t) => {

@@ -35,3 +35,11 @@ export async function friendIds(db: Knex, userId: number): Promise<number[]> {
   const rows: { other_id: number }[] = await db('contacts').select('other_id').where({ owner_id: userId, status: ContactStatus.friends })
   return rows.map((row) => row.other_id)
 }
+
+/** The friends of each of `userIds`, as (user, friend) pairs. */
+export async function friendsOfEach(db: Knex, userIds: number[]): Promise<{ user_id: number; friend_id: number }[]> {
+  return db('contacts')
+    .select('owner_id as user_id', 'other_id as friend_id')
+    .whereIn('owner_id', userIds)
+    .andWhere({ status: ContactStatus.friends })
+}

@@ -26,14 +26,16 @@ export async function recordSeen(db: Knex, seen: Map<number, number>): Promise<n
   return rows.filter((row: { online: boolean }) => !row.online).map((row: { id: number }) => row.id)
 }
 
-/** The user's presence (read under the lock of their log, see the presence service). */
-export async function presenceOf(trx: Knex.Transaction, userId: number) {
-  const row = await trx('users').select('online', trx.raw('(extract(epoch FROM last_seen_at) * 1000)::float8 AS last_seen_ms')).where({ id: userId }).first()
-  return row ? { online: row.online as boolean, lastSeenMs: row.last_seen_ms as number | null } : undefined
+/** These users' presence, by id (read under the lock of their logs, see the presence service). */
+export async function presenceOfEach(trx: Knex.Transaction, userIds: number[]): Promise<Map<number, { online: boolean; lastSeenMs: number | null }>> {
+  const rows: { id: number; online: boolean; last_seen_ms: number | null }[] = await trx('users')
+    .select('id', 'online', trx.raw('(extract(epoch FROM last_seen_at) * 1000)::float8 AS last_seen_ms'))
+    .whereIn('id', userIds)
+  return new Map(rows.map((row) => [row.id, { online: row.online, lastSeenMs: row.last_seen_ms }]))
 }
 
-export async function setOnline(trx: Knex.Transaction, userId: number, online: boolean): Promise<void> {
-  await trx('users').where({ id: userId }).update({ online })
+export async function setOnline(trx: Knex.Transaction, userIds: number[], online: boolean): Promise<void> {
+  if (userIds.length > 0) await trx('users').whereIn('id', userIds).update({ online })
 }
 
 /** Users marked online but not seen since `beforeMs`. */

@@ -169,14 +169,31 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
     failsEveryItem: isDatabaseUnavailable,
   })
 
-  /** Appends one entry to the log of each of `userIds`, waking them at commit (here, with the entries). */
-  async function appendEntry(trx: Knex.Transaction, userIds: number[], entry: { type: string; actorId: number; messageId?: number; payload?: object }) {
-    if (userIds.length === 0) return
-    const values = [channel, userIds, entry.type, entry.actorId, entry.messageId ?? null, entry.payload ? JSON.stringify(entry.payload) : null, channel]
+  /** An entry of one user's log, as APPEND_SQL takes it. */
+  interface NewEntry {
+    userId: number
+    type: string
+    actorId: number
+    messageId?: number
+    payload?: object
+  }
+
+  /** Appends the entries in one statement, waking their users at commit (here, with the entries). */
+  async function appendEntries(trx: Knex.Transaction, entries: NewEntry[]) {
+    if (entries.length === 0) return
+    const userIds = [...new Set(entries.map((entry) => entry.userId))]
+    const values = [
+      channel,
+      entries.map((entry) => entry.userId),
+      entries.map((entry) => entry.type),
+      entries.map((entry) => entry.actorId),
+      entries.map((entry) => entry.messageId ?? null),
+      entries.map((entry) => (entry.payload ? JSON.stringify(entry.payload) : null)),
+    ]
     gate.begin(userIds)
     let rows: AppendedRow[]
     try {
-      rows = (await trx.raw<{ rows: AppendedRow[] }>(APPEND_SQL, values)).rows
+      rows = await preparedQuery<AppendedRow>(trx, 'append', APPEND_SQL, values)
     } catch (error) {
       gate.end(userIds)
       throw error
@@ -186,6 +203,8 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
       () => gate.end(userIds), // rolled back: nothing was appended
     )
   }
+
+  const entriesOf = (userIds: number[], event: NewEvent): NewEntry[] => [...new Set(userIds)].map((userId) => ({ userId, ...event }))
 
   return {
     listener,
@@ -203,12 +222,21 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
 
     /** Appends a catalogued event to the log of each of `userIds`, waking them at commit. */
     append(trx: Knex.Transaction, userIds: number[], event: NewEvent): Promise<void> {
-      return appendEntry(trx, [...new Set(userIds)], event)
+      return appendEntries(trx, entriesOf(userIds, event))
+    },
+
+    /**
+     * Appends several events in one statement (each to the logs of its `userIds`): what a
+     * group of changes tells, such as many users coming online at once. A log given several
+     * gets them in this order.
+     */
+    appendEach(trx: Knex.Transaction, appends: { userIds: number[]; event: NewEvent }[]): Promise<void> {
+      return appendEntries(trx, appends.flatMap(({ userIds, event }) => entriesOf(userIds, event)))
     },
 
     /** Appends a stored message to its recipients' logs (a room's members, in one statement). */
     appendMessage(trx: Knex.Transaction, userIds: number[], senderId: number, messageId: number): Promise<void> {
-      return appendEntry(trx, userIds, { type: 'message', actorId: senderId, messageId })
+      return appendEntries(trx, userIds.map((userId) => ({ userId, type: 'message', actorId: senderId, messageId })))
     },
 
     /**

@@ -76,27 +76,38 @@ const entryColumns = (viewer: string) =>
 // --- Appends ------------------------------------------------------------------------------
 
 /**
- * ? channel, ? user ids, ? type, ? actor, ? message id, ? payload (JSON): one entry in each
- * log. Returns, per user, the entry as a read renders it, with the log's head before it
- * (`prev`): what a held poll needs to take it without reading.
+ * $1 channel; one array per field, an entry per index: $2 user ids (whose logs), $3 types,
+ * $4 actors, $5 message ids, $6 payloads (JSON text). A log given several entries gets
+ * them at consecutive positions, in array order. Returns each entry as a read renders it,
+ * with its log's head before the statement (`prev`): what a held poll needs to take the
+ * entries without reading.
  */
-export const APPEND_SQL = `WITH locked AS (${lockLogs('?', '?::int8[]')}
+export const APPEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[]')}
+     ), items AS (
+       SELECT * FROM unnest($2::int8[], $3::text[], $4::int8[], $5::int8[], $6::text[])
+                WITH ORDINALITY AS item(user_id, type, actor_id, message_id, payload, ord)
+        WHERE (SELECT count(*) FROM locked) >= 0 -- always true: takes every lock before the first entry
+     ), per_log AS (
+       SELECT user_id, count(*) AS n FROM items GROUP BY user_id
      ), head AS (
-       UPDATE users u SET log_head = ${nextPosition('u.log_head')}
-         FROM locked WHERE u.id = locked.id
-       RETURNING u.id, u.log_head, locked.log_head AS prev
+       UPDATE users u SET log_head = ${nextPosition('u.log_head', 'p.n')}
+         FROM per_log p JOIN locked l ON l.id = p.user_id WHERE u.id = p.user_id
+       RETURNING u.id, u.log_head, p.n, l.log_head AS prev
      ), appended AS (
        INSERT INTO events (user_id, pos, type, actor_id, message_id, payload)
-       SELECT id, log_head, ?, ?, ?, ?::jsonb FROM head
+       SELECT i.user_id, h.log_head - h.n + row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord),
+              i.type, i.actor_id, i.message_id, i.payload::jsonb
+         FROM items i JOIN head h ON h.id = i.user_id
        RETURNING *
      ), woken AS (
-       ${wakeUsersSql('?', 'appended', 'user_id', 'pos')}
+       ${wakeUsersSql('$1', 'appended', 'user_id', 'pos')}
      )
      SELECT e.user_id, h.prev, ${entryColumns('e.user_id')}
        FROM appended e JOIN head h ON h.id = e.user_id
        JOIN users u ON u.id = e.actor_id
        LEFT JOIN messages m ON m.id = e.message_id
-      WHERE (SELECT count(*) FROM woken) >= 0 -- always true: runs the NOTIFY`
+      WHERE (SELECT count(*) FROM woken) >= 0 -- always true: runs the NOTIFY
+      ORDER BY e.user_id, e.pos`
 
 /** ? channel: the exclusive side of the broadcast lock (see LOCK_LOGS). */
 export const LOCK_BROADCASTS_SQL = 'SELECT pg_advisory_xact_lock(hashtext(?))'

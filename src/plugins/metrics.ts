@@ -92,6 +92,16 @@ export default fp(
       'Polls that waited without a first read: nothing after their cursor since the last wake-up',
       () => app.services.updates.skippedReads(),
     )
+    serviceCounter(
+      'messenger_presence_groups_total',
+      'Transactions that recorded users as seen and turned the offline ones online, a group at a time',
+      () => app.services.presence.stats().batches,
+    )
+    serviceCounter(
+      'messenger_presence_seen_total',
+      'Users recorded as seen by those groups; divided by the groups, the mean group size',
+      () => app.services.presence.stats().items,
+    )
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',
       help: 'Age of the newest log entry of an update_data reply when it was sent',

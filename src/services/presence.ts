@@ -6,12 +6,21 @@
 // Each process records its pollers as seen: once when a poll starts (at most once per
 // PRESENCE_SWEEP_SECONDS per user), and at every sweep for the polls it holds and those
 // that ended since. The sweep, run by every process, turns offline the online users not
-// seen within the grace period. Every change happens in one transaction that locks the
-// user and the friends (id order) and re-checks the state, so of several processes only
-// one announces it, and friends' logs get the events in the order the changes committed.
-import { friendIds } from '../data/contacts.js'
-import { friendsPresence, lastSeenMs, presenceOf, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
+// seen within the grace period. Changes are made in groups: the users seen while the
+// previous group was being written are recorded together, and those of them who come
+// online flip in one transaction that locks them and all their friends (id order) once,
+// re-checks each state under the lock and appends every presence event in one statement.
+// So of several processes only one announces a change, friends' logs get the events in
+// the order the changes committed, and a reconnect storm of a popular user's friends
+// takes that user's lock once per group, not once per friend.
+import { createBatcher } from '../batcher.js'
+import { isDatabaseUnavailable } from '../database.js'
+import { friendsOfEach } from '../data/contacts.js'
+import { friendsPresence, lastSeenMs, presenceOfEach, recordSeen, setOnline, silentOnlineUsers } from '../data/presence.js'
 import type { ServiceDeps } from './deps.js'
+
+/** Users recorded as seen together, at most (a group's transaction locks them and their friends). */
+const SEEN_PER_GROUP = 250
 
 export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
   const sweepMs = config.presenceSweepSeconds * 1000
@@ -21,35 +30,56 @@ export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
   /** Users whose poll ended since the last sweep, and when. */
   const endedAt = new Map<number, number>()
 
-  /** Flips the user's presence if it still needs flipping, and tells the friends. */
-  async function change(userId: number, online: boolean): Promise<void> {
+  /** Flips these users' presence where it still needs flipping, and tells their friends. */
+  async function change(userIds: number[], online: boolean): Promise<void> {
+    if (userIds.length === 0) return
     await db.transaction(async (trx) => {
-      const friends = await friendIds(trx, userId)
-      await eventLog.lockUsers(trx, [userId, ...friends])
-      const state = await presenceOf(trx, userId)
-      if (!state || state.online === online) return
-      // Re-checked under the lock: seen within the grace period means online, else offline.
-      // (A sweep may record a poll that ended longer ago than that: no flip then.)
-      const seenRecently = state.lastSeenMs !== null && state.lastSeenMs >= clock.now() - graceMs
-      if (online !== seenRecently) return
-      await setOnline(trx, userId, online)
-      const lastSeen = state.lastSeenMs === null ? null : Math.floor(state.lastSeenMs / 1000)
-      await eventLog.append(trx, friends, { type: 'presence', actorId: userId, payload: { online, last_seen: lastSeen } })
+      const friendsOf = new Map<number, number[]>(userIds.map((userId) => [userId, []]))
+      for (const pair of await friendsOfEach(trx, userIds)) friendsOf.get(pair.user_id)!.push(pair.friend_id)
+      await eventLog.lockUsers(trx, [...new Set([...userIds, ...[...friendsOf.values()].flat()])])
+      const states = await presenceOfEach(trx, userIds)
+      const flipped = userIds.filter((userId) => {
+        const state = states.get(userId)
+        if (!state || state.online === online) return false
+        // Re-checked under the lock: seen within the grace period means online, else offline.
+        // (A sweep may record a poll that ended longer ago than that: no flip then.)
+        const seenRecently = state.lastSeenMs !== null && state.lastSeenMs >= clock.now() - graceMs
+        return online === seenRecently
+      })
+      await setOnline(trx, flipped, online)
+      await eventLog.appendEach(
+        trx,
+        flipped.map((userId) => {
+          const lastSeenMs = states.get(userId)!.lastSeenMs
+          const last_seen = lastSeenMs === null ? null : Math.floor(lastSeenMs / 1000)
+          return { userIds: friendsOf.get(userId)!, event: { type: 'presence', actorId: userId, payload: { online, last_seen } } }
+        }),
+      )
     })
   }
 
-  async function record(seen: Map<number, number>): Promise<void> {
-    for (const userId of await recordSeen(db, seen)) await change(userId, true)
-  }
+  /** Records a group of users as seen, and turns online those who were not. */
+  const seenGroups = createBatcher<[userId: number, atMs: number], void>(
+    async (seen) => {
+      await change(await recordSeen(db, new Map(seen)), true)
+      return seen.map(() => undefined)
+    },
+    { maxBatch: SEEN_PER_GROUP, maxInFlight: 1, failsEveryItem: isDatabaseUnavailable },
+  )
+
+  const record = (seen: Map<number, number>) => Promise.all([...seen].map((item) => seenGroups.submit(item)))
 
   return {
+    /** For /metrics: the groups that recorded users as seen, and the users they carried. */
+    stats: () => seenGroups.stats,
+
     /** The user is active now (a poll starts, a call is placed): seen, and online if they were not. */
     async seen(userId: number): Promise<void> {
       const now = clock.now()
       const last = recordedAt.get(userId)
       if (last !== undefined && now - last < sweepMs) return
       recordedAt.set(userId, now)
-      await record(new Map([[userId, now]]))
+      await seenGroups.submit([userId, now])
     },
 
     pollEnded(userId: number): void {
@@ -65,11 +95,10 @@ export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
       for (const userId of seen.keys()) recordedAt.set(userId, now)
       for (const [userId, at] of recordedAt) if (now - at >= sweepMs && !seen.has(userId)) recordedAt.delete(userId)
       await record(seen)
-      for (const userId of await silentOnlineUsers(db, now - graceMs)) {
-        // Their next poll must record them again at once, to turn them online.
-        recordedAt.delete(userId)
-        await change(userId, false)
-      }
+      const silent = await silentOnlineUsers(db, now - graceMs)
+      // Their next poll must record them again at once, to turn them online.
+      for (const userId of silent) recordedAt.delete(userId)
+      for (let i = 0; i < silent.length; i += SEEN_PER_GROUP) await change(silent.slice(i, i + SEEN_PER_GROUP), false)
     },
 
     friends: (userId: number) => friendsPresence(db, userId),
