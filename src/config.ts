@@ -9,6 +9,11 @@ export const DEFAULTS = {
   HOST: '127.0.0.1',
   DATA_DIR: './data',
   LOG_LEVEL: 'info',
+  /**
+   * Server processes sharing the port (node:cluster); each has its own database pool, and
+   * without REDIS_URL its own rate-limit counters and /metrics.
+   */
+  WORKERS: 1,
   /** Session lifetime: a token expires this many seconds after it was issued. */
   SESSION_TTL_SECONDS: 30 * 24 * 3600,
   /** Requests per minute per client IP, across all routes. */
@@ -78,6 +83,7 @@ export const ConfigSchema = Type.Object({
   dataDir: Type.String({ minLength: 1 }),
   jwtSecret: Type.String({ minLength: 32 }),
   logLevel: LogLevel,
+  workers: Type.Integer({ minimum: 1, maximum: 256 }),
   sessionTtlSeconds: Type.Integer({ minimum: 60 }),
   rateLimitPerMinute: Type.Integer({ minimum: 1 }),
   sendRatePerMinute: Type.Integer({ minimum: 1 }),
@@ -163,6 +169,7 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     dataDir: text(env, 'DATA_DIR'),
     jwtSecret,
     logLevel: text(env, 'LOG_LEVEL') as Config['logLevel'],
+    workers: integer(env, 'WORKERS'),
     sessionTtlSeconds: integer(env, 'SESSION_TTL_SECONDS'),
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE'),
     sendRatePerMinute: integer(env, 'SEND_RATE_PER_MINUTE'),

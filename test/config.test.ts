@@ -34,6 +34,10 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
   t.throws(() => configFromEnv({ REQUIRE_EMAIL_VERIFICATION: 'maybe' }, SECRET), { message: /REQUIRE_EMAIL_VERIFICATION must be true or false/ })
   t.throws(() => configFromEnv({ ICE_SERVERS: '[{' }, SECRET), { message: /ICE_SERVERS must be JSON/ })
   t.throws(() => configFromEnv({ ICE_SERVERS: '[{"user":"x"}]' }, SECRET), { message: /iceServers/ })
+  t.equal(configFromEnv({}, SECRET).workers, 1, 'WORKERS: one process unless asked')
+  t.equal(configFromEnv({ WORKERS: '256' }, SECRET).workers, 256, 'WORKERS: up to 256')
+  t.throws(() => configFromEnv({ WORKERS: '0' }, SECRET), { message: /workers/ })
+  t.throws(() => configFromEnv({ WORKERS: '257' }, SECRET), { message: /workers/ })
   t.same(configFromEnv({ ADMIN_LOGINS: ' Root, ops ,' }, SECRET).adminLogins, ['root', 'ops'], 'ADMIN_LOGINS: trimmed, lower-cased')
 })
 

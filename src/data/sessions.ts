@@ -12,9 +12,9 @@ function live(db: Knex, nowMs: number) {
   return db('sessions').whereNull('revoked_at').andWhere('expires_at', '>', new Date(nowMs))
 }
 
-/** The session's user and expiry, when the session exists, is not revoked and has not expired. */
-export async function findLiveSession(db: Knex, sessionId: number, nowMs: number): Promise<{ user_id: number; expires_at: Date } | undefined> {
-  return live(db, nowMs).select('user_id', 'expires_at').where({ id: sessionId }).first()
+/** Of these sessions, those that exist, are not revoked and have not expired: their users and expiries. */
+export async function findLiveSessions(db: Knex, sessionIds: number[], nowMs: number): Promise<{ id: number; user_id: number; expires_at: Date }[]> {
+  return live(db, nowMs).select('id', 'user_id', 'expires_at').whereIn('id', sessionIds)
 }
 
 export async function revokeSession(db: Knex, sessionId: number): Promise<void> {
