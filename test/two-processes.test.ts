@@ -93,6 +93,21 @@ t.test('logout through process 1 is refused by process 2, held polls included', 
   t.equal((await post(two, 'get_data', {}, bob.token)).status, 200, 'another user is unaffected')
 })
 
+t.test('a profile changed through process 1 shows in whoami on process 2, which had it in memory', async (t) => {
+  const [one, two] = await startServers(t)
+  const alice = await signUp(one)
+  const before = await post(two, 'whoami', {}, alice.token)
+  t.equal(before.body.user.name, '', 'process 2 answered whoami (and keeps the profile in memory)')
+  t.equal((await post(two, 'whoami', {}, alice.token)).body.user.name, '', 'still the same profile')
+
+  const changedAt = performance.now()
+  const updated = await post(one, 'update_profile', { name: 'Alice A.' }, alice.token)
+  t.equal(updated.body.user.name, 'Alice A.', 'process 1 answers with the new profile')
+  t.equal((await post(one, 'whoami', {}, alice.token)).body.user.name, 'Alice A.', 'and its whoami has it at once')
+  await eventually(async () => (await post(two, 'whoami', {}, alice.token)).body.user.name === 'Alice A.', { what: 'process 2 to show the new name', everyMs: 5 })
+  t.pass(`process 2 shows it ${(performance.now() - changedAt).toFixed(0)} ms after the change was sent`)
+})
+
 t.test('SIGTERM to a process holding a poll: the poll is answered 200 and the process exits 0', async (t) => {
   const [one, two] = await startServers(t)
   const alice = await signUp(one)

@@ -421,6 +421,13 @@ t.test('without REQUIRE_EMAIL_VERIFICATION an address changes nothing about logi
   const me = await call(app, 'whoami', {}, byLogin.body.session.token)
   t.match(me.body.user, { email: account.email, email_verified: false }, 'whoami: the address, not verified')
 
+  // Verifying later changes the profile whoami keeps in memory.
+  t.equal((await call(app, 'resend_code', { login: account.login })).status, 200, 'a code can still be asked for')
+  const code = codeOf((await nextMail(account.email)).raw)
+  t.equal((await call(app, 'verify', { login: account.login, code })).status, 200, 'and verified')
+  const after = await call(app, 'whoami', {}, byLogin.body.session.token)
+  t.match(after.body.user, { email: account.email, email_verified: true }, 'whoami: verified at once')
+
   const bare = await call(app, 'registration', { login: uniqueLogin('plain'), password: PASSWORD })
   t.equal(bare.status, 200, 'registration without e-mail: 200')
   t.equal(bare.body.verification_required, false, 'verification is not required')

@@ -36,7 +36,7 @@ import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
 import { createLogReader, type LogEntry } from './read.js'
 import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
-import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, revocationPayloads, type Appended, type ListenerOptions } from './wake-ups.js'
+import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, type Appended, type ListenerOptions } from './wake-ups.js'
 
 export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
 export { render, type LogEntry } from './read.js'
@@ -268,6 +268,16 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
       })
       if (revoked.length > 0) listener.dispatch({ kind: 'revoked', sessionIds: revoked })
       return revoked
+    },
+
+    /**
+     * Says, at commit, that these users' own profiles changed in `trx`: every process's
+     * cache of them (src/notified-cache.ts) forgets them, this one's before the caller
+     * goes on.
+     */
+    async profilesChanged(trx: Knex.Transaction, userIds: number[]): Promise<void> {
+      for (const payload of profileChangePayloads(userIds)) await trx.raw('SELECT pg_notify(?, ?)', [channel, payload])
+      trx.executionPromise.then(() => listener.dispatch({ kind: 'profiles', userIds }), () => {})
     },
 
     // --- Readers ---------------------------------------------------------------------

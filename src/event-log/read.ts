@@ -112,7 +112,7 @@ export class LogTails {
   handle(wakeUp: WakeUp): void {
     if (wakeUp.kind === 'users') wakeUp.userIds.forEach((userId, i) => this.grew(userId, wakeUp.ends[i]))
     else if (wakeUp.kind === 'entries') for (const { userId, prev, entries } of wakeUp.appended) this.grew(userId, entries[entries.length - 1].pos, prev)
-    else if (wakeUp.kind !== 'revoked') {
+    else if (wakeUp.kind === 'everyone' || wakeUp.kind === 'missed') {
       this.current.clear()
       this.previous.clear()
     }

@@ -3,7 +3,8 @@
 // A writer queues a NOTIFY inside its transaction; PostgreSQL delivers it at commit, to
 // every process. Its payload says whom to wake: `u:1@p,2@q` the polls of these users, whose
 // logs grew up to those positions, `a:` every poll (a broadcast), `r:5,6` the polls of these
-// sessions, which end (logged out). It carries no entries: a woken poll reads the log (a poll
+// sessions, which end (logged out); `p:1,2` wakes no poll: these users' profiles changed (for
+// the caches of src/notified-cache.ts). It carries no entries: a woken poll reads the log (a poll
 // already past the position has nothing to read). So a lost or repeated wake-up costs one
 // read at worst, and after the LISTEN connection was lost every poll is woken to read again
 // (`missed`).
@@ -38,6 +39,8 @@ export type WakeUp =
   | { kind: 'entries'; appended: Appended[] }
   | { kind: 'everyone' }
   | { kind: 'revoked'; sessionIds: number[] }
+  /** These users' own profiles changed (wakes no poll). */
+  | { kind: 'profiles'; userIds: number[] }
   /** The LISTEN connection was lost or restored: any wake-up may have been missed. */
   | { kind: 'missed' }
 
@@ -57,12 +60,18 @@ export const wakeUsersSql = (channel: string, source: string, userColumn: string
 /** An expression waking every poll. */
 export const wakeEveryoneSql = (channel: string) => `pg_notify(${channel}, 'a:')`
 
-/** The payloads ending the polls of these sessions. */
-export function revocationPayloads(sessionIds: number[]): string[] {
+/** The payloads naming these ids under a prefix, IDS_PER_NOTIFY per NOTIFY. */
+function idPayloads(prefix: 'r:' | 'p:', ids: number[]): string[] {
   const payloads: string[] = []
-  for (let i = 0; i < sessionIds.length; i += IDS_PER_NOTIFY) payloads.push(`r:${sessionIds.slice(i, i + IDS_PER_NOTIFY).join(',')}`)
+  for (let i = 0; i < ids.length; i += IDS_PER_NOTIFY) payloads.push(prefix + ids.slice(i, i + IDS_PER_NOTIFY).join(','))
   return payloads
 }
+
+/** The payloads ending the polls of these sessions. */
+export const revocationPayloads = (sessionIds: number[]) => idPayloads('r:', sessionIds)
+
+/** The payloads saying these users' profiles changed. */
+export const profileChangePayloads = (userIds: number[]) => idPayloads('p:', userIds)
 
 function decode(payload: string): WakeUp | undefined {
   if (payload.startsWith('a:')) return { kind: 'everyone' }
@@ -72,6 +81,7 @@ function decode(payload: string): WakeUp | undefined {
     return { kind: 'users', userIds: pairs.map(([id]) => id), ends: pairs.map(([, end]) => end ?? Number.POSITIVE_INFINITY) }
   }
   if (payload.startsWith('r:')) return { kind: 'revoked', sessionIds: items.map(Number) }
+  if (payload.startsWith('p:')) return { kind: 'profiles', userIds: items.map(Number) }
   return undefined
 }
 
@@ -327,7 +337,10 @@ export class HeldPolls {
         for (const polls of this.byUser.values()) for (const poll of polls) if (ended.has(poll.sessionId)) poll.wake('revoked')
         return
       }
-      default:
+      case 'profiles':
+        return // no log grew
+      case 'everyone':
+      case 'missed':
         this.wakeAll('event')
     }
   }

@@ -2,18 +2,31 @@
 // display name, description); the e-mail address is shown to its owner alone.
 import { directoryPage, findOwnProfile, findPublicProfile, updateProfile } from '../data/users.js'
 import { NotFound } from '../errors.js'
+import { NotifiedCache } from '../notified-cache.js'
 import type { ServiceDeps } from './deps.js'
 
-export function createProfiles({ db, config }: ServiceDeps) {
+/** Own profiles remembered per process, at most. */
+const OWN_PROFILES_CACHED = 100_000
+
+type OwnProfile = NonNullable<Awaited<ReturnType<typeof findOwnProfile>>>
+
+export function createProfiles({ db, config, eventLog }: ServiceDeps) {
+  // Every writer of a profile says so through the event log (profilesChanged), so `whoami`
+  // is usually answered from memory, on every process.
+  const ownProfiles = new NotifiedCache<OwnProfile>(eventLog.listener, (wakeUp) => (wakeUp.kind === 'profiles' ? wakeUp.userIds : undefined), OWN_PROFILES_CACHED)
+
   return {
-    async own(userId: number) {
-      const profile = await findOwnProfile(db, userId)
+    async own(userId: number): Promise<OwnProfile> {
+      const profile = await ownProfiles.get(userId, () => findOwnProfile(db, userId))
       if (!profile) throw new NotFound('No such user')
       return profile
     },
 
     async update(userId: number, changes: { name?: string; description?: string }) {
-      await updateProfile(db, userId, changes)
+      await db.transaction(async (trx) => {
+        await updateProfile(trx, userId, changes)
+        await eventLog.profilesChanged(trx, [userId])
+      })
       return this.own(userId)
     },
 

@@ -15,7 +15,7 @@ const HOUR_MS = 3600_000
 /** Who the code is for: by login or by e-mail address. */
 export type AccountRef = { login: string; email?: undefined } | { email: string; login?: undefined }
 
-export function createVerification({ db, config, clock, mailer, log }: ServiceDeps) {
+export function createVerification({ db, config, clock, mailer, log, eventLog }: ServiceDeps) {
   const hashCode = (userId: number, code: string) => createHmac('sha256', config.jwtSecret).update(`${userId}:${code}`).digest('hex')
 
   function findAccount(ref: AccountRef): Promise<UserRow | undefined> {
@@ -92,6 +92,7 @@ export function createVerification({ db, config, clock, mailer, log }: ServiceDe
           return new InvalidCode(left > 0 ? `Wrong code; ${left} tries left` : 'Wrong code; no tries left, request a new one with resend_code')
         }
         await markEmailVerified(trx, user.id)
+        await eventLog.profilesChanged(trx, [user.id])
         await deleteEmailCode(trx, user.id)
         return user.id
       })
