@@ -141,26 +141,32 @@ async function main(): Promise<void> {
   await group('baseline: hello-world', () => helloBaseline(plan, report, defer))
   await group('baseline: database ceiling', () => databaseCeiling(plan, report, db))
 
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-bench-data-'))
-  defer(() => rm(dataDir, { recursive: true, force: true }))
-  const port = await freeLoopbackPort()
-  const server: NodeProcess = await startNodeProcess('messenger server', 'src/server.ts', port, {
-    DATABASE_URL: db.url,
-    DATABASE_SCHEMA: db.schema,
-    JWT_SECRET: secret,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    // The limits would be what is measured, not the server: out of the way.
-    RATE_LIMIT_PER_MINUTE: '100000000',
-    SEND_RATE_PER_MINUTE: '100000000',
-    // One process, its limits in memory: the figures must not depend on a Redis service
-    // that happens to be configured in the environment (CI sets one).
-    REDIS_URL: '',
-    MAX_HELD_POLLS_PER_USER: '4',
-    POLL_MAX_SECONDS: String(HELD_POLL_SECONDS),
-    DATA_DIR: dataDir,
-  }, defer, serverNodeArgs)
+  /** A messenger server on the bench's database, with `workers` processes. */
+  async function startServer(name: string, workers: number): Promise<NodeProcess> {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-bench-data-'))
+    defer(() => rm(dataDir, { recursive: true, force: true }))
+    const port = await freeLoopbackPort()
+    return startNodeProcess(name, 'src/server.ts', port, {
+      DATABASE_URL: db.url,
+      DATABASE_SCHEMA: db.schema,
+      JWT_SECRET: secret,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      WORKERS: String(workers),
+      // The limits would be what is measured, not the server: out of the way.
+      RATE_LIMIT_PER_MINUTE: '100000000',
+      SEND_RATE_PER_MINUTE: '100000000',
+      // Limits in memory: the figures must not depend on a Redis service that happens to
+      // be configured in the environment (CI sets one).
+      REDIS_URL: '',
+      MAX_HELD_POLLS_PER_USER: '4',
+      POLL_MAX_SECONDS: String(HELD_POLL_SECONDS),
+      DATA_DIR: dataDir,
+    }, defer, serverNodeArgs)
+  }
+  // The measured server: the default, one process.
+  const server = await startServer('messenger server', 1)
   measured = server
   let serverGone = false
   void server.exited.then(({ code, signal }) => {
@@ -190,6 +196,20 @@ async function main(): Promise<void> {
     ['room fan-out', () => roomFanout(ctx, cursors)],
     // Last: the storm's users go offline a minute later, which must not overlap other timings.
     ['reconnect storm', () => reconnectStorm(ctx)],
+    // Every core: the same whoami and 16-sender runs against WORKERS=2, beside the first.
+    [
+      'workers: 2',
+      async () => {
+        const two = await startServer('messenger server, 2 workers', 2)
+        try {
+          await waitQuiet(5000) // both workers started
+          await whoamiThroughput(plan, report, two.base, population.delivery.sender.token, '2_workers')
+          await sendThroughput({ ...ctx, server: two }, 0, { suffix: '2_workers' })
+        } finally {
+          await two.stop()
+        }
+      },
+    ],
   ]
   for (const [name, run] of groups) {
     if (stopping) return

@@ -38,9 +38,13 @@ async function serve(config: Config, databaseUrl: string, after: () => Promise<v
   return app
 }
 
-/** One JSON line in the app's log format, for the primary (which has no app). */
+const LEVELS: Record<Config['logLevel'], number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+let logLevel: Config['logLevel'] = 'info'
+
+/** One JSON line in the app's log format, at LOG_LEVEL, for the primary (which has no app). */
 function logLine(level: 'info' | 'warn' | 'error', msg: string, fields: object = {}) {
-  const levels = { info: 30, warn: 40, error: 50 }
+  if (LEVELS[level] < LEVELS[logLevel]) return
+  const levels = LEVELS
   console.log(JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, hostname: os.hostname(), ...fields, msg }))
 }
 
@@ -78,6 +82,7 @@ async function superviseWorkers(config: Config, opened: OpenedDatabase): Promise
 
 async function primary() {
   const config = await loadConfig()
+  logLevel = config.logLevel
   database = await openDatabase(config, () => {})
   const opened = database
 

@@ -13,11 +13,16 @@ import type { BenchContext } from '../lib/context.js'
 const MAX_SENDS_PER_SENDER = 100_000
 const TRIES = 3
 
-export async function sendThroughput(ctx: BenchContext, levelIndex: number): Promise<void> {
+/**
+ * `variant`: the same run against another server (e.g. more workers), its figures named with
+ * `suffix` and compared with the first run's sends per second.
+ */
+export async function sendThroughput(ctx: BenchContext, levelIndex: number, variant?: { suffix: string }): Promise<void> {
   const { plan, report, server } = ctx
   const { senders, receivers } = ctx.population.throughput[levelIndex]
   const level = senders.length
-  const prefix = `tp${level}`
+  // Message texts and client_msg_ids are the run's own (a repeat would be taken for a retry).
+  const prefix = `tp${level}${variant ? variant.suffix.replace(/\W/g, '') : ''}`
   const client = new HttpClient(server.base)
 
   const startedAt = new Map<string, number>() // message key → first send attempt
@@ -40,7 +45,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number): Pro
         maxPolls: 1_000_000,
         onMessages(messages, at) {
           for (const message of messages) {
-            const match = /^tp\d+:(\d+):(\d+)$/.exec(message.text)
+            const match = /^tp\w+:(\d+):(\d+)$/.exec(message.text)
             if (!match) continue
             const count = (arrivals.get(message.msg_id) ?? 0) + 1
             arrivals.set(message.msg_id, count)
@@ -104,15 +109,17 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number): Pro
   const drainMs = missing.length > 0 ? Number.NaN : Math.max(0, lastArrival - lastAck)
   const seconds = (lastAck - sendStart) / 1000
 
-  const name = (what: string) => `sends_${level}_${what}`
-  const loaded = level === Math.max(...plan.throughputLevels)
+  const suffix = variant ? `_${variant.suffix}` : ''
+  const name = (what: string) => `sends_${level}${suffix}_${what}`
+  const loaded = !variant && level === Math.max(...plan.throughputLevels)
   report.add({
-    figure: `sends_per_s_${level}`,
+    figure: `sends_per_s_${level}${suffix}`,
     value: acked / seconds,
     unit: 'msg/s',
-    baseline: `db_tps_${level}`,
-    // Durable sends against the database's own one-transaction-per-send ceiling.
-    target: ratioAtLeast(loaded ? 1.2 : 1.0),
+    // Durable sends against the database's own one-transaction-per-send ceiling; a variant
+    // against the first run.
+    baseline: variant ? `sends_per_s_${level}` : `db_tps_${level}`,
+    target: variant ? undefined : ratioAtLeast(loaded ? 1.2 : 1.0),
     extra: {
       acked,
       seconds: Number(seconds.toFixed(2)),
