@@ -43,6 +43,9 @@ const EXPECTED = [
   'room_fanout_ack_ms',
   'room_fanout_lost',
   ...['alone', 'shared_friend'].flatMap((variant) => [`storm_${variant}_opens_per_s`, `storm_${variant}_lock_waits`]),
+  'whoami_rps_2_workers',
+  'sends_per_s_16_2_workers',
+  ...['errors', 'lost', 'duplicated', 'reordered'].map((what) => `sends_16_2_workers_${what}`),
   'foreign_cpu_pct',
   'wall_time_s',
 ]
