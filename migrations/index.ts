@@ -5,6 +5,7 @@ import * as core from './001_core.js'
 import * as rooms from './002_rooms.js'
 import * as accounts from './003_accounts.js'
 import * as filesCallsBroadcast from './004_files_calls_broadcast.js'
+import * as reactions from './005_reactions.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '002_rooms': rooms,
   '003_accounts': accounts,
   '004_files_calls_broadcast': filesCallsBroadcast,
+  '005_reactions': reactions,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -13,6 +13,8 @@ import {
   GetHistoryReply,
   MarkReadBody,
   MarkReadReply,
+  ReactBody,
+  ReactReply,
   SearchMsgsBody,
   SearchMsgsReply,
   SendMsgBody,
@@ -69,6 +71,28 @@ export const editMsg = command({
   reply: EditMsgReply,
   errors: [403, 404],
   run: ({ app, session }, body) => app.services.messages.edit(session.userId, body.msg_id, body.msg),
+})
+
+export const react = command({
+  name: 'react',
+  summary: 'React to a message with an emoji',
+  description:
+    'To a message you can see (as history shows it to you; anything else is 404). At most one of each emoji per user per ' +
+    'message: reacting again changes nothing. Everyone who sees the conversation gets a `reaction` event for each change.',
+  body: ReactBody,
+  reply: ReactReply,
+  errors: [404],
+  run: ({ app, session }, body) => app.services.messages.react(session.userId, body.msg_id, body.emoji, true),
+})
+
+export const unreact = command({
+  name: 'unreact',
+  summary: 'Take back your emoji reaction',
+  description: 'Removing a reaction you did not make changes nothing. Everyone who sees the conversation gets a `reaction` event (`added: false`) for each change.',
+  body: ReactBody,
+  reply: ReactReply,
+  errors: [404],
+  run: ({ app, session }, body) => app.services.messages.react(session.userId, body.msg_id, body.emoji, false),
 })
 
 export const deleteMsg = command({

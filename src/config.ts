@@ -32,6 +32,8 @@ export const DEFAULTS = {
   /** Long-poll: default and maximum hold time of update_data, in seconds. */
   POLL_DEFAULT_SECONDS: 25,
   POLL_MAX_SECONDS: 60,
+  /** Longest reaction, in characters (an emoji with skin tone and joiners is several). */
+  MAX_REACTION_CHARS: 16,
   /** Items (messages + events) in one update_data reply; the client polls again for more. */
   POLL_BATCH_LIMIT: 100,
   /** Held polls per user; a new one beyond this ends the oldest. */
@@ -94,6 +96,7 @@ export const ConfigSchema = Type.Object({
   loginFailureWindowSeconds: Type.Integer({ minimum: 1 }),
   bodyLimitBytes: Type.Integer({ minimum: 1024 }),
   maxMessageChars: Type.Integer({ minimum: 1 }),
+  maxReactionChars: Type.Integer({ minimum: 1, maximum: 64 }),
   pollDefaultSeconds: Type.Number({ minimum: 0 }),
   pollMaxSeconds: Type.Number({ minimum: 0 }),
   pollBatchLimit: Type.Integer({ minimum: 1, maximum: 10_000 }),
@@ -179,6 +182,7 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     loginFailureWindowSeconds: integer(env, 'LOGIN_FAILURE_WINDOW_SECONDS'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES'),
     maxMessageChars: integer(env, 'MAX_MESSAGE_CHARS'),
+    maxReactionChars: integer(env, 'MAX_REACTION_CHARS'),
     pollDefaultSeconds: integer(env, 'POLL_DEFAULT_SECONDS'),
     pollMaxSeconds: integer(env, 'POLL_MAX_SECONDS'),
     pollBatchLimit: integer(env, 'POLL_BATCH_LIMIT'),

@@ -111,6 +111,7 @@ function variantOf(event: Json): string | undefined {
   switch (event.type) {
     case 'message_edited':
     case 'message_deleted':
+    case 'reaction':
       return 'room_id' in event ? 'room' : 'direct'
     case 'history_cleared':
       return 'room_id' in event ? 'room' : 'direct'
@@ -231,6 +232,8 @@ t.test('every event the server emits, triggered through HTTP and read through up
   const direct = await ok('send_msg', call(app, 'send_msg', { to_uid: bob.uid, msg: 'hello bob' }, alice.token))
   await ok('edit_msg', call(app, 'edit_msg', { msg_id: direct.msg_id, msg: 'hello, bob' }, alice.token))
   t.match(await inbox.expect(bob, 'message_edited'), [{ msg_id: direct.msg_id, msg: 'hello, bob' }])
+  await ok('react', call(app, 'react', { msg_id: direct.msg_id, emoji: '👍' }, bob.token))
+  t.match(await inbox.expect(alice, 'reaction'), [{ msg_id: direct.msg_id, emoji: '👍', added: true, ruid: bob.uid }])
   await ok('delete_msg', call(app, 'delete_msg', { msg_id: direct.msg_id }, alice.token))
   t.match(await inbox.expect(bob, 'message_deleted'), [{ msg_id: direct.msg_id }])
   await ok('send_msg', call(app, 'send_msg', { to_uid: bob.uid, msg: 'again' }, alice.token))
@@ -248,6 +251,8 @@ t.test('every event the server emits, triggered through HTTP and read through up
   const inRoom = await ok('send_msg', call(app, 'send_msg', { room_id: roomId, msg: 'hello room' }, alice.token))
   await ok('edit_msg', call(app, 'edit_msg', { msg_id: inRoom.msg_id, msg: 'hello, room' }, alice.token))
   t.match(await inbox.expect(carol, 'message_edited'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
+  await ok('react', call(app, 'react', { msg_id: inRoom.msg_id, emoji: '🎉' }, carol.token))
+  t.match(await inbox.expect(bob, 'reaction'), [{ msg_id: inRoom.msg_id, emoji: '🎉', added: true, room_id: roomId }])
   await ok('delete_msg', call(app, 'delete_msg', { msg_id: inRoom.msg_id }, alice.token))
   t.match(await inbox.expect(carol, 'message_deleted'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
   await ok('send_msg', call(app, 'send_msg', { room_id: roomId, msg: 'to be cleared' }, alice.token))
@@ -337,7 +342,7 @@ t.test('every event the server emits, triggered through HTTP and read through up
   const unknown = [...inbox.seen].filter((type) => !BY_TYPE.has(type))
   t.strictSame([...inbox.seen].sort(), [...ALL_TYPES].sort(), `the types observed are the catalogue's; missing: ${missing.join(', ') || 'none'}; not catalogued: ${unknown.join(', ') || 'none'}`)
   const variants = [
-    'message_edited direct', 'message_edited room', 'message_deleted direct', 'message_deleted room',
+    'message_edited direct', 'message_edited room', 'message_deleted direct', 'message_deleted room', 'reaction direct', 'reaction room',
     'history_cleared direct', 'history_cleared room', 'member_joined by join', 'member_joined by invitation',
     'presence online', 'presence offline', 'key_changed published', 'key_changed deleted',
   ]

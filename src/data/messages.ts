@@ -24,7 +24,7 @@ export interface MessageRow {
 const SECONDS = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
 
 /** A message as every reply shows it (src/event-log/sql.ts), as `viewerId` sees it. */
-const messageColumns = (db: Knex, viewerId: number) => db.raw(messageColumnsSql('?::int8'), [viewerId])
+const messageColumns = (db: Knex, viewerId: number) => db.raw(messageColumnsSql('(:viewer)::int8'), { viewer: viewerId })
 
 /**
  * Stores a message. With a client_msg_id already used by this sender, stores nothing and

@@ -47,6 +47,12 @@ export const EVENTS = [
     edited_at: UnixSeconds('When it was edited.'),
     room_id: Type.Optional(Id('Set for room messages.')),
   }),
+  event('reaction', '`ruid` added or removed an emoji reaction to a message you can see.', {
+    msg_id: MsgId,
+    emoji: Type.String({ description: 'The emoji.' }),
+    added: Type.Boolean({ description: 'true: added; false: removed.' }),
+    room_id: Type.Optional(Id('Set for room messages.')),
+  }),
   event('message_deleted', 'A message you can see was deleted: drop it.', { msg_id: MsgId, room_id: Type.Optional(Id('Set for room messages.')) }),
   event('history_cleared', 'A conversation was cleared up to a message: for you (your other devices), or a room for everyone.', {
     through_msg_id: Type.Integer({ minimum: 0, description: 'Messages up to this id are gone (0: there were none).' }),

@@ -23,7 +23,7 @@ import { READ_LOGS_SQL, READ_LOG_SQL, preparedQuery } from './sql.js'
 import type { WakeUp } from './wake-ups.js'
 
 /** One entry of a log as read: an event, or a message with its fields as the reader sees them. */
-export interface LogEntry extends Static<typeof Message> {
+export interface LogEntry extends Omit<Static<typeof Message>, 'reactions'> {
   id: number
   pos: number
   type: string
@@ -57,7 +57,7 @@ export async function readLogs(db: Knex, reads: LogRead[], limit: number): Promi
 }
 
 /** A message as a poll delivers it: PROTOCOL A.6's fields, and the others only when set. */
-export function polledMessage(message: Static<typeof Message>): Static<typeof PolledMessage> {
+export function polledMessage(message: Omit<Static<typeof Message>, 'reactions'>): Static<typeof PolledMessage> {
   return {
     msg_id: message.msg_id,
     sender_uid: message.sender_uid,

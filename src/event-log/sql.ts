@@ -59,19 +59,29 @@ const messageFields = (viewer: string): [string, string][] => [
   ['file', MESSAGE_FILE],
 ]
 
-/** The message's fields as columns of a select list. */
-export const messageColumnsSql = (viewer: string) => messageFields(viewer).map(([name, sql]) => `${sql} AS ${name}`).join(', ')
+/** A message's reactions as `viewer` sees them: per emoji, oldest first, counted, and whether `viewer` is among them. */
+export const messageReactionsSql = (viewer: string) =>
+  `(SELECT COALESCE(json_agg(json_build_object('emoji', r.emoji, 'count', r.count, 'mine', r.mine) ORDER BY r.first, r.emoji), '[]')
+      FROM (SELECT emoji, count(*)::int AS count, bool_or(user_id = (${viewer})) AS mine, min(created_at) AS first
+              FROM message_reactions WHERE message_id = m.id GROUP BY emoji) r)`
 
-/** The message as one JSON value. */
-export const messageJsonSql = (viewer: string) => `json_build_object(${messageFields(viewer).map(([name, sql]) => `'${name}', ${sql}`).join(', ')})`
+/** The Message schema's fields: what a log entry carries, and the reactions, which history, search and dialogs show. */
+const storedMessageFields = (viewer: string): [string, string][] => [...messageFields(viewer), ['reactions', messageReactionsSql(viewer)]]
+
+/** The message's fields as columns of a select list (the Message schema). */
+export const messageColumnsSql = (viewer: string) => storedMessageFields(viewer).map(([name, sql]) => `${sql} AS ${name}`).join(', ')
+
+/** The message as one JSON value (the Message schema). */
+export const messageJsonSql = (viewer: string) => `json_build_object(${storedMessageFields(viewer).map(([name, sql]) => `'${name}', ${sql}`).join(', ')})`
 
 /**
  * A log entry as read.ts renders it (LogEntry), over an entry `e` (an events row), its
  * actor's users row `u` and its message `m`, as `viewer` sees it. A message's entry has its
- * sender as actor, so the one users row serves both.
+ * sender as actor, so the one users row serves both. An entry leaves the reactions out:
+ * they reach polls as `reaction` events after the message's entry.
  */
 const entryColumns = (viewer: string) =>
-  `e.id, e.pos, e.type, e.actor_id, u.login AS actor_login, e.payload, m.deleted_at IS NOT NULL AS deleted, ${messageColumnsSql(viewer)}`
+  `e.id, e.pos, e.type, e.actor_id, u.login AS actor_login, e.payload, m.deleted_at IS NOT NULL AS deleted, ${messageFields(viewer).map(([name, sql]) => `${sql} AS ${name}`).join(', ')}`
 
 // --- Appends ------------------------------------------------------------------------------
 

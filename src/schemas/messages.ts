@@ -21,9 +21,9 @@ export const MessageFile = Type.Object(
 )
 
 // The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
-const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null }
-const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null }
-const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null }
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [] }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }] }
+const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [] }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -81,6 +81,15 @@ export const SendMsgReply = Type.Object(
   { examples: [{ msg_id: 1, time: 1796283301 }] },
 )
 
+export const Reaction = Type.Object(
+  {
+    emoji: Type.String({ description: 'The emoji.' }),
+    count: Type.Integer({ minimum: 1, description: 'How many users reacted with it.' }),
+    mine: Type.Boolean({ description: 'Whether you are one of them.' }),
+  },
+  { $id: 'Reaction', description: 'The users who reacted to a message with one emoji.' },
+)
+
 export const Message = Type.Object(
   {
     msg_id: Id('The message id: grows in commit order within a conversation.'),
@@ -94,6 +103,7 @@ export const Message = Type.Object(
     edited_at: Type.Union([UnixSeconds('When it was last edited.'), Type.Null()]),
     ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
     file: Type.Union([MessageFile, Type.Null()]),
+    reactions: Type.Array(Reaction, { description: 'Per emoji, the oldest first; empty when nobody reacted.' }),
   },
   { $id: 'Message', description: 'A message as history, search and dialogs show it.' },
 )
@@ -117,6 +127,22 @@ export const PolledMessage = Type.Object(
 
 export const EditMsgBody = Fields({ msg_id: Id('Your message.'), msg: MessageText }, { examples: [{ msg_id: 2, msg: 'hello all' }] })
 export const EditMsgReply = Type.Object({ msg_id: Id('The message.'), edited_at: UnixSeconds('The edit time.') }, { examples: [{ msg_id: 2, edited_at: 1796283360 }] })
+
+const Emoji = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  description: 'One emoji (a sequence with modifiers and joiners counts as one), at most MAX_REACTION_CHARS characters (16 by default).',
+})
+
+export const ReactBody = Fields(
+  { msg_id: Id('A message you can see: as history shows it to you.'), emoji: Emoji },
+  { examples: [{ msg_id: 2, emoji: '👍' }] },
+)
+
+export const ReactReply = Type.Object(
+  { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }] }] },
+)
 
 export const DeleteMsgBody = Fields({ msg_id: Id('Your message, or any in a room you moderate.') }, { examples: [{ msg_id: 2 }] })
 

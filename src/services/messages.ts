@@ -29,6 +29,7 @@ import {
   type Page,
 } from '../data/messages.js'
 import { attachFile } from '../data/files.js'
+import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById } from '../data/users.js'
 import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
@@ -57,6 +58,10 @@ export function conversationOf(target: { to_uid?: number; room_id?: number }): C
 function messageFields({ text, kind, clientMsgId, ciphertexts, fileId }: OutgoingMessage) {
   return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId }
 }
+
+/** One emoji: pictographs, flags or keycaps with their modifiers and joiners, and nothing else. */
+const EMOJI = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u20e3|\ufe0f)+$/u
+const PICTOGRAPH = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u
 
 /** Attaches the sender's upload, if the message carries one (404 when it is not theirs). */
 async function attachUpload(trx: Knex.Transaction, senderId: number, message: OutgoingMessage): Promise<void> {
@@ -102,6 +107,30 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
       throw new NotFound('No such message')
     }
     throw new Forbidden(allowModerators ? 'You may delete only your own messages (or any, as a moderator)' : 'You may edit only your own messages')
+  }
+
+  /**
+   * The message, when the user sees it as history shows it: not deleted, in a direct chat of
+   * theirs or a room they belong to, after what they cleared. Anything else is the same 404,
+   * so that an outsider learns nothing about the message.
+   */
+  async function visibleMessage(trx: Knex, userId: number, msgId: number): Promise<MessageRow> {
+    const hidden = () => new NotFound('No such message')
+    const message = await findMessage(trx, msgId)
+    // Broadcasts (no recipient, no room) have no conversation to react in.
+    if (!message || message.deleted_at || (message.room_id === null && message.recipient_id === null)) throw hidden()
+    if (message.room_id === null && message.sender_id !== userId && message.recipient_id !== userId) throw hidden()
+    const conversation = message.room_id !== null ? { roomId: message.room_id } : { peerId: message.sender_id === userId ? message.recipient_id! : message.sender_id }
+    const marks = await readableMarks(userId, conversation).catch(() => {
+      throw hidden()
+    })
+    if (message.id <= marks.cleared_through) throw hidden()
+    return message
+  }
+
+  function checkEmoji(emoji: string) {
+    if ([...emoji].length > config.maxReactionChars) throw new BadRequest(`A reaction is at most ${config.maxReactionChars} characters`)
+    if (!EMOJI.test(emoji) || !PICTOGRAPH.test(emoji)) throw new BadRequest('A reaction is one emoji')
   }
 
   /** A direct message may not go to oneself, and its ciphertexts name only its two users. */
@@ -197,6 +226,27 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
           type: 'message_deleted',
           payload: { msg_id: msgId, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
         })
+      })
+    },
+
+    /**
+     * Adds (or removes) the user's reaction to a message they see. Doing it twice changes
+     * nothing the second time; each change is a `reaction` event to everyone who sees the
+     * conversation.
+     */
+    async react(userId: number, msgId: number, emoji: string, added: boolean) {
+      checkEmoji(emoji)
+      return db.transaction(async (trx) => {
+        const message = await visibleMessage(trx, userId, msgId)
+        const changed = added ? await addReaction(trx, msgId, userId, emoji) : await removeReaction(trx, msgId, userId, emoji)
+        if (changed) {
+          await eventLog.append(trx, await audienceOf(trx, message), {
+            actorId: userId,
+            type: 'reaction',
+            payload: { msg_id: msgId, emoji, added, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
+          })
+        }
+        return { msg_id: msgId, reactions: await reactionsOf(trx, msgId, userId) }
       })
     },
 
