@@ -6,6 +6,7 @@ import * as rooms from './002_rooms.js'
 import * as accounts from './003_accounts.js'
 import * as filesCallsBroadcast from './004_files_calls_broadcast.js'
 import * as reactions from './005_reactions.js'
+import * as pins from './006_pins.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '003_accounts': accounts,
   '004_files_calls_broadcast': filesCallsBroadcast,
   '005_reactions': reactions,
+  '006_pins': pins,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -11,8 +11,12 @@ import {
   GetDialogsReply,
   GetHistoryBody,
   GetHistoryReply,
+  GetPinsBody,
+  GetPinsReply,
   MarkReadBody,
   MarkReadReply,
+  PinBody,
+  PinReply,
   ReactBody,
   ReactReply,
   SearchMsgsBody,
@@ -93,6 +97,39 @@ export const unreact = command({
   reply: ReactReply,
   errors: [404],
   run: ({ app, session }, body) => app.services.messages.react(session.userId, body.msg_id, body.emoji, false),
+})
+
+export const pinMsg = command({
+  name: 'pin_msg',
+  summary: 'Pin a message in its conversation',
+  description:
+    'A message you can see (else 404): in a room, moderators and the owner (else 403); in a direct chat, either side. ' +
+    'At most MAX_PINS_PER_CONVERSATION pins (409 `invalid_state` beyond). Pinning again changes nothing; each change is a ' +
+    '`message_pinned` event to everyone in the conversation.',
+  body: PinBody,
+  reply: PinReply,
+  errors: [403, 404, 409],
+  run: ({ app, session }, body) => app.services.messages.pin(session.userId, body.msg_id, true),
+})
+
+export const unpinMsg = command({
+  name: 'unpin_msg',
+  summary: 'Unpin a message',
+  description: 'Who may pin may unpin. Each change is a `message_unpinned` event to everyone in the conversation.',
+  body: PinBody,
+  reply: PinReply,
+  errors: [403, 404],
+  run: ({ app, session }, body) => app.services.messages.pin(session.userId, body.msg_id, false),
+})
+
+export const getPins = command({
+  name: 'get_pins',
+  summary: 'The pinned messages of a conversation',
+  description: 'The latest pinned first, as your history shows them (deleted and cleared messages left out).',
+  body: GetPinsBody,
+  reply: GetPinsReply,
+  errors: [403, 404],
+  run: ({ app, session }, body) => app.services.messages.pins(session.userId, conversationOf(body)),
 })
 
 export const deleteMsg = command({

@@ -34,6 +34,8 @@ export const DEFAULTS = {
   POLL_MAX_SECONDS: 60,
   /** Longest reaction, in characters (an emoji with skin tone and joiners is several). */
   MAX_REACTION_CHARS: 16,
+  /** Pinned messages per conversation (a direct chat, a room). */
+  MAX_PINS_PER_CONVERSATION: 50,
   /** Items (messages + events) in one update_data reply; the client polls again for more. */
   POLL_BATCH_LIMIT: 100,
   /** Held polls per user; a new one beyond this ends the oldest. */
@@ -97,6 +99,7 @@ export const ConfigSchema = Type.Object({
   bodyLimitBytes: Type.Integer({ minimum: 1024 }),
   maxMessageChars: Type.Integer({ minimum: 1 }),
   maxReactionChars: Type.Integer({ minimum: 1, maximum: 64 }),
+  maxPinsPerConversation: Type.Integer({ minimum: 1 }),
   pollDefaultSeconds: Type.Number({ minimum: 0 }),
   pollMaxSeconds: Type.Number({ minimum: 0 }),
   pollBatchLimit: Type.Integer({ minimum: 1, maximum: 10_000 }),
@@ -183,6 +186,7 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES'),
     maxMessageChars: integer(env, 'MAX_MESSAGE_CHARS'),
     maxReactionChars: integer(env, 'MAX_REACTION_CHARS'),
+    maxPinsPerConversation: integer(env, 'MAX_PINS_PER_CONVERSATION'),
     pollDefaultSeconds: integer(env, 'POLL_DEFAULT_SECONDS'),
     pollMaxSeconds: integer(env, 'POLL_MAX_SECONDS'),
     pollBatchLimit: integer(env, 'POLL_BATCH_LIMIT'),

@@ -112,6 +112,8 @@ function variantOf(event: Json): string | undefined {
     case 'message_edited':
     case 'message_deleted':
     case 'reaction':
+    case 'message_pinned':
+    case 'message_unpinned':
       return 'room_id' in event ? 'room' : 'direct'
     case 'history_cleared':
       return 'room_id' in event ? 'room' : 'direct'
@@ -234,6 +236,10 @@ t.test('every event the server emits, triggered through HTTP and read through up
   t.match(await inbox.expect(bob, 'message_edited'), [{ msg_id: direct.msg_id, msg: 'hello, bob' }])
   await ok('react', call(app, 'react', { msg_id: direct.msg_id, emoji: '👍' }, bob.token))
   t.match(await inbox.expect(alice, 'reaction'), [{ msg_id: direct.msg_id, emoji: '👍', added: true, ruid: bob.uid }])
+  await ok('pin_msg', call(app, 'pin_msg', { msg_id: direct.msg_id }, bob.token))
+  t.match(await inbox.expect(alice, 'message_pinned'), [{ msg_id: direct.msg_id, ruid: bob.uid }])
+  await ok('unpin_msg', call(app, 'unpin_msg', { msg_id: direct.msg_id }, alice.token))
+  t.match(await inbox.expect(bob, 'message_unpinned'), [{ msg_id: direct.msg_id, ruid: alice.uid }])
   await ok('delete_msg', call(app, 'delete_msg', { msg_id: direct.msg_id }, alice.token))
   t.match(await inbox.expect(bob, 'message_deleted'), [{ msg_id: direct.msg_id }])
   await ok('send_msg', call(app, 'send_msg', { to_uid: bob.uid, msg: 'again' }, alice.token))
@@ -253,6 +259,10 @@ t.test('every event the server emits, triggered through HTTP and read through up
   t.match(await inbox.expect(carol, 'message_edited'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
   await ok('react', call(app, 'react', { msg_id: inRoom.msg_id, emoji: '🎉' }, carol.token))
   t.match(await inbox.expect(bob, 'reaction'), [{ msg_id: inRoom.msg_id, emoji: '🎉', added: true, room_id: roomId }])
+  await ok('pin_msg', call(app, 'pin_msg', { msg_id: inRoom.msg_id }, alice.token))
+  t.match(await inbox.expect(carol, 'message_pinned'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
+  await ok('unpin_msg', call(app, 'unpin_msg', { msg_id: inRoom.msg_id }, alice.token))
+  t.match(await inbox.expect(carol, 'message_unpinned'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
   await ok('delete_msg', call(app, 'delete_msg', { msg_id: inRoom.msg_id }, alice.token))
   t.match(await inbox.expect(carol, 'message_deleted'), [{ msg_id: inRoom.msg_id, room_id: roomId }])
   await ok('send_msg', call(app, 'send_msg', { room_id: roomId, msg: 'to be cleared' }, alice.token))
@@ -343,6 +353,7 @@ t.test('every event the server emits, triggered through HTTP and read through up
   t.strictSame([...inbox.seen].sort(), [...ALL_TYPES].sort(), `the types observed are the catalogue's; missing: ${missing.join(', ') || 'none'}; not catalogued: ${unknown.join(', ') || 'none'}`)
   const variants = [
     'message_edited direct', 'message_edited room', 'message_deleted direct', 'message_deleted room', 'reaction direct', 'reaction room',
+    'message_pinned direct', 'message_pinned room', 'message_unpinned direct', 'message_unpinned room',
     'history_cleared direct', 'history_cleared room', 'member_joined by join', 'member_joined by invitation',
     'presence online', 'presence offline', 'key_changed published', 'key_changed deleted',
   ]

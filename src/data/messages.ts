@@ -108,6 +108,15 @@ export async function historyPage(db: Knex, userId: number, conversation: Conver
   return { messages, has_more: hasMore }
 }
 
+/** The conversation's pinned messages the user may see, the latest pinned first, with who pinned them and when. */
+export async function pinnedPage(db: Knex, userId: number, conversation: Conversation, clearedThrough: number) {
+  const rows = await visible(db, userId, conversation, clearedThrough)
+    .join('pinned_messages as p', 'p.message_id', 'm.id')
+    .select(messageColumns(db, userId), 'p.pinned_by', db.raw(`${SECONDS('p.pinned_at')} AS pinned_at`))
+    .orderBy([{ column: 'p.pinned_at', order: 'desc' }, { column: 'm.id', order: 'desc' }])
+  return rows.map(({ pinned_by, pinned_at, ...message }) => ({ message, pinned_by, pinned_at }))
+}
+
 /** Full-text search: every word of `words` must match (as a prefix), newest first. */
 export async function searchMessages(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, words: string[], before: number | undefined, count: number) {
   const tsquery = words.map((w) => `${w}:*`).join(' & ')

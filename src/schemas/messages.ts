@@ -144,6 +144,29 @@ export const ReactReply = Type.Object(
   { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }] }] },
 )
 
+export const PinBody = Fields(
+  { msg_id: Id('A message you can see: in a room you moderate or own, or in one of your direct chats.') },
+  { examples: [{ msg_id: 2 }] },
+)
+export const PinReply = Type.Object(
+  { msg_id: Id('The message.'), pinned: Type.Boolean({ description: 'Whether it is pinned now.' }) },
+  { examples: [{ msg_id: 2, pinned: true }] },
+)
+
+export const Pin = Type.Object(
+  {
+    message: Message,
+    pinned_by: Id('Who pinned it.'),
+    pinned_at: UnixSeconds('When.'),
+  },
+  { $id: 'Pin', description: 'A pinned message of a conversation.' },
+)
+export const GetPinsBody = Fields(Conversation, { alternatives: inConversation, examples: [{ room_id: 1 }] })
+export const GetPinsReply = Type.Object(
+  { pins: Type.Array(Pin, { description: 'The latest pinned first; those you can see in your history.' }) },
+  { examples: [{ pins: [{ message: helloAll, pinned_by: 1, pinned_at: 1796283400 }] }] },
+)
+
 export const DeleteMsgBody = Fields({ msg_id: Id('Your message, or any in a room you moderate.') }, { examples: [{ msg_id: 2 }] })
 
 export const ClearHistoryBody = Fields(Conversation, {

@@ -22,6 +22,7 @@ import {
   insertMessage,
   lastMessageId,
   markDeleted,
+  pinnedPage,
   searchMessages,
   unreadCount,
   type Conversation,
@@ -30,9 +31,10 @@ import {
 } from '../data/messages.js'
 import { attachFile } from '../data/files.js'
 import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
+import { countPins, isPinned, pinMessage, unpinMessage } from '../data/pins.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById } from '../data/users.js'
-import { BadRequest, Forbidden, NotFound, NotFriends } from '../errors.js'
+import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
 import type { Message } from '../schemas/messages.js'
@@ -248,6 +250,41 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
         }
         return { msg_id: msgId, reactions: await reactionsOf(trx, msgId, userId) }
       })
+    },
+
+    /**
+     * Pins (or unpins) a message the user sees: in a room, moderators and the owner; in a
+     * direct chat, either side. At most MAX_PINS_PER_CONVERSATION pins; pinning twice is
+     * pinning once. Each change is an event to everyone in the conversation.
+     */
+    async pin(userId: number, msgId: number, pinned: boolean) {
+      return db.transaction(async (trx) => {
+        const message = await visibleMessage(trx, userId, msgId)
+        // The conversation is locked, so that concurrent pins respect the cap.
+        if (message.room_id !== null) {
+          await rooms.inRoomLocked(trx, message.room_id)
+          if (!isModerator(await rooms.requireMember(trx, message.room_id, userId))) throw new Forbidden('Only moderators and the owner may pin in a room')
+        } else {
+          await eventLog.lockUsers(trx, [message.sender_id, message.recipient_id!])
+        }
+        if (pinned && (await countPins(trx, message)) >= config.maxPinsPerConversation && !(await isPinned(trx, msgId))) {
+          throw new InvalidState(`At most ${config.maxPinsPerConversation} pinned messages per conversation; unpin one first`)
+        }
+        const changed = pinned ? await pinMessage(trx, msgId, userId) : await unpinMessage(trx, msgId)
+        if (changed) {
+          await eventLog.append(trx, await audienceOf(trx, message), {
+            actorId: userId,
+            type: pinned ? 'message_pinned' : 'message_unpinned',
+            payload: { msg_id: msgId, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
+          })
+        }
+        return { msg_id: msgId, pinned }
+      })
+    },
+
+    async pins(userId: number, conversation: Conversation) {
+      const marks = await readableMarks(userId, conversation)
+      return { pins: await pinnedPage(db, userId, conversation, marks.cleared_through) }
     },
 
     /** A direct chat: cleared for the caller only. A room: for everyone, by the owner only. */
