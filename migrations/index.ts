@@ -7,6 +7,7 @@ import * as accounts from './003_accounts.js'
 import * as filesCallsBroadcast from './004_files_calls_broadcast.js'
 import * as reactions from './005_reactions.js'
 import * as pins from './006_pins.js'
+import * as blocks from './007_blocks.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '004_files_calls_broadcast': filesCallsBroadcast,
   '005_reactions': reactions,
   '006_pins': pins,
+  '007_blocks': blocks,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -3,6 +3,8 @@
 import { commandsOf } from './command.js'
 import { Empty } from '../src/schemas/common.js'
 import {
+  BlockBody,
+  ListBlockedReply,
   AddContactReplyBody,
   AddContactReplyReply,
   AddContactRequestBody,
@@ -57,4 +59,35 @@ export const delContact = command({
     await app.services.contacts.remove(session.userId, { contactUid: body.contact_uid, login: body.login })
     return {}
   },
+})
+
+export const blockUser = command({
+  name: 'block_user',
+  summary: 'Block a user',
+  description:
+    'They can no longer send you contact requests or direct messages, call you, invite you to rooms or see your presence ' +
+    '(nor you theirs), and they cannot tell: each attempt gets the answer anyone else would get (a message or a call: ' +
+    '403 `not_friends`; a request or an invitation: as if sent) and reaches nobody. History stays. Blocking twice is blocking once.',
+  body: BlockBody,
+  reply: Empty,
+  errors: [404],
+  run: async ({ app, session }, body) => (await app.services.blocks.block(session.userId, body.uid), {}),
+})
+
+export const unblockUser = command({
+  name: 'unblock_user',
+  summary: 'Unblock a user',
+  description: 'What your contact status allows works again; what they tried while blocked is not delivered later.',
+  body: BlockBody,
+  reply: Empty,
+  errors: [404],
+  run: async ({ app, session }, body) => (await app.services.blocks.unblock(session.userId, body.uid), {}),
+})
+
+export const listBlocked = command({
+  name: 'list_blocked',
+  summary: 'The users I blocked',
+  body: NoFields,
+  reply: ListBlockedReply,
+  run: ({ app, session }) => app.services.blocks.list(session.userId),
 })

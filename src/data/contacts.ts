@@ -1,5 +1,6 @@
 // Data access for the contacts table: one row per direction, `status` as `owner_id` sees `other_id`.
 import type { Knex } from 'knex'
+import { notBlockedSql } from './blocks.js'
 
 export const ContactStatus = { outgoing: 0, friends: 1, denied: 2, incoming: 3 } as const
 export type ContactStatus = (typeof ContactStatus)[keyof typeof ContactStatus]
@@ -36,10 +37,11 @@ export async function friendIds(db: Knex, userId: number): Promise<number[]> {
   return rows.map((row) => row.other_id)
 }
 
-/** The friends of each of `userIds`, as (user, friend) pairs. */
+/** The friends of each of `userIds`, as (user, friend) pairs, leaving out those either side blocked. */
 export async function friendsOfEach(db: Knex, userIds: number[]): Promise<{ user_id: number; friend_id: number }[]> {
-  return db('contacts')
-    .select('owner_id as user_id', 'other_id as friend_id')
-    .whereIn('owner_id', userIds)
-    .andWhere({ status: ContactStatus.friends })
+  return db('contacts as c')
+    .select('c.owner_id as user_id', 'c.other_id as friend_id')
+    .whereIn('c.owner_id', userIds)
+    .andWhere({ 'c.status': ContactStatus.friends })
+    .andWhereRaw(notBlockedSql('c.owner_id', 'c.other_id'))
 }

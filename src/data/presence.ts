@@ -1,6 +1,7 @@
 // Data access for presence: `users.online` and `users.last_seen_at`. Times come from the
 // service's clock (milliseconds), so tests can move them.
 import type { Knex } from 'knex'
+import { notBlockedSql } from './blocks.js'
 
 const toTimestamp = 'to_timestamp(?::float8 / 1000)'
 
@@ -57,11 +58,12 @@ export interface PresenceRow {
   last_seen: number | null
 }
 
-/** The presence of the user's friends. */
+/** The presence of the user's friends (not of those either side blocked). */
 export async function friendsPresence(db: Knex, userId: number): Promise<PresenceRow[]> {
   return db('contacts as c')
     .join('users as u', 'u.id', 'c.other_id')
     .select('u.id as uid', 'u.login', 'u.online', db.raw('floor(extract(epoch FROM u.last_seen_at))::int8 AS last_seen'))
     .where({ 'c.owner_id': userId, 'c.status': 1 })
+    .andWhereRaw(notBlockedSql('c.owner_id', 'c.other_id'))
     .orderBy('u.login')
 }

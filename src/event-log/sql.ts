@@ -10,6 +10,7 @@
 // per connection instead of at every call.
 import type { Knex } from 'knex'
 import type pg from 'pg'
+import { notBlockedSql } from '../data/blocks.js'
 import { wakeEveryoneSql, wakeUsersSql } from './wake-ups.js'
 
 /** Now, in microseconds since the epoch: the clock positions follow. */
@@ -137,9 +138,16 @@ export const LOG_HEAD_SQL = `SELECT GREATEST(u.log_head, COALESCE((SELECT max(po
 /** ? ids: locks these users' logs without appending (a pair of users deciding together). */
 export const LOCK_USERS_SQL = 'SELECT id FROM users WHERE id = ANY(?::int8[]) ORDER BY id FOR NO KEY UPDATE'
 
+/**
+ * The contacts row `c` of `sender` for `recipient` (SQL expressions), when neither blocked
+ * the other: its status 1 is what lets a direct message through.
+ */
+const directContact = (c: string, sender: string, recipient: string) =>
+  `${c}.owner_id = ${sender} AND ${c}.other_id = ${recipient} AND ${notBlockedSql(sender, recipient)}`
+
 // --- Direct messages: the hot path ----------------------------------------------------------
 // Both statements do, for every send: lock every sender's and recipient's log; check the
-// sender is the recipient's friend and, with an attachment, that the file is the sender's
+// sender is the recipient's friend (and neither blocked the other) and, with an attachment, that the file is the sender's
 // (marking it attached, which locks its row against the clean-up); look for an earlier
 // message with the same client_msg_id; number the messages to store in arrival order and
 // store them (a repeat of a client_msg_id within the group is not stored, and ON CONFLICT
@@ -155,8 +163,8 @@ export const LOCK_USERS_SQL = 'SELECT id FROM users WHERE id = ANY(?::int8[]) OR
 // $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id.
 export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
      ), friendship AS (
-       SELECT status FROM contacts
-        WHERE owner_id = $2 AND other_id = $3 AND (SELECT count(*) FROM locked) = 2
+       SELECT c.status FROM contacts c
+        WHERE ${directContact('c', '$2', '$3')} AND (SELECT count(*) FROM locked) = 2
      ), attached AS (
        UPDATE files SET attached_at = COALESCE(attached_at, now())
         WHERE id = $8 AND owner_id = $2 AND EXISTS (SELECT 1 FROM friendship WHERE status = 1)
@@ -205,7 +213,7 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
         WHERE (SELECT count(*) FROM locked) >= 0 -- always true: takes every lock before the first item
      ), attached AS (
        UPDATE files f SET attached_at = COALESCE(f.attached_at, now())
-         FROM items i JOIN contacts c ON c.owner_id = i.sender_id AND c.other_id = i.recipient_id AND c.status = 1
+         FROM items i JOIN contacts c ON ${directContact('c', 'i.sender_id', 'i.recipient_id')} AND c.status = 1
         WHERE f.id = i.file_id AND f.owner_id = i.sender_id
        RETURNING f.id
      ), checked AS (
@@ -213,7 +221,7 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
               (i.file_id IS NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
               row_number() OVER (PARTITION BY i.sender_id, i.client_msg_id ORDER BY i.ord) AS copy
          FROM items i
-         LEFT JOIN contacts c ON c.owner_id = i.sender_id AND c.other_id = i.recipient_id
+         LEFT JOIN contacts c ON ${directContact('c', 'i.sender_id', 'i.recipient_id')}
          LEFT JOIN messages er ON er.sender_id = i.sender_id AND er.client_msg_id = i.client_msg_id
      ), numbered AS (
        SELECT ord, nextval('messages_id_seq') AS id

@@ -2,6 +2,7 @@
 // background jobs (presence sweep, upload clean-up, call timeouts) run from ready to close.
 import fp from 'fastify-plugin'
 import { createAccounts } from '../services/accounts.js'
+import { createBlocks } from '../services/blocks.js'
 import { createContacts } from '../services/contacts.js'
 import { createKeys } from '../services/keys.js'
 import { CLEANUP_INTERVAL_MS, createFiles } from '../services/files.js'
@@ -25,6 +26,7 @@ function createServices(deps: ServiceDeps, fileStore: FileStore) {
     verification,
     profiles: createProfiles(deps),
     contacts: createContacts(deps),
+    blocks: createBlocks(deps),
     rooms,
     messages: createMessages(deps, rooms),
     presence,

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { Fields, Id, Login } from './common.js'
+import { Fields, Id, Login, UnixSeconds } from './common.js'
 
 export const ContactStatus = Type.Integer({
   minimum: 0,
@@ -28,4 +28,15 @@ export const DelContactBody = Fields(
     login: Type.Optional(Login),
   },
   { alternatives: ['contact_uid', 'login'], description: 'Name the contact by `contact_uid` or by `login`.', examples: [{ contact_uid: 2 }] },
+)
+
+export const BlockBody = Fields({ uid: Id('The user.') }, { examples: [{ uid: 3 }] })
+
+export const BlockedUser = Type.Object(
+  { uid: Id('The user.'), login: Login, blocked_at: UnixSeconds('When you blocked them.') },
+  { $id: 'BlockedUser', description: 'A user you blocked.' },
+)
+export const ListBlockedReply = Type.Object(
+  { blocked: Type.Array(BlockedUser, { description: 'The latest blocked first.' }) },
+  { examples: [{ blocked: [{ uid: 3, login: 'mallory', blocked_at: 1796283500 }] }] },
 )

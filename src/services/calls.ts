@@ -8,6 +8,7 @@
 // every CALL_SWEEP_MS (the first to lock one ends it), so a timeout does not depend on the
 // process that placed the call. Active calls end when presence turns a party offline.
 import type { Knex } from 'knex'
+import { blockedEitherWay } from '../data/blocks.js'
 import { ContactStatus, getContactStatus } from '../data/contacts.js'
 import { abandonedCalls, inLiveCall, insertCall, lockCall, overdueCalls, setCallState, type CallRow } from '../data/calls.js'
 import { BadRequest, InvalidState, NotFound, NotFriends } from '../errors.js'
@@ -84,7 +85,10 @@ export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presen
       await presence.seen(callerId)
       return db.transaction(async (trx) => {
         await eventLog.lockUsers(trx, [callerId, calleeId])
-        if ((await getContactStatus(trx, callerId, calleeId)) !== ContactStatus.friends) throw new NotFriends('You can only call accepted contacts')
+        // Blocked either way: the answer a non-friend gets.
+        if ((await getContactStatus(trx, callerId, calleeId)) !== ContactStatus.friends || (await blockedEitherWay(trx, callerId, calleeId))) {
+          throw new NotFriends('You can only call accepted contacts')
+        }
         const busy = (await inLiveCall(trx, callerId)) || (await inLiveCall(trx, calleeId))
         const outcome: CallOutcome = busy ? 'busy' : reachable ? 'ringing' : 'offline'
         const callId = await insertCall(trx, {

@@ -2,6 +2,7 @@
 // order, so concurrent requests between the same two people serialize cleanly, and
 // tells the other side through its event log.
 import type { Knex } from 'knex'
+import { hasBlocked } from '../data/blocks.js'
 import { ContactStatus, getContactStatus, removeContact, setContactStatus } from '../data/contacts.js'
 import { findUserById, findUserByLogin } from '../data/users.js'
 import { AlreadyContact, BadRequest, InvalidState, NotFound } from '../errors.js'
@@ -33,8 +34,14 @@ export function createContacts({ db, eventLog }: ServiceDeps) {
       if (!other) throw new NotFound('Not found')
       if (other.id === me) throw new BadRequest('You cannot add yourself')
       const status = await inPair(me, other.id, async (trx) => {
+        if (await hasBlocked(trx, me, other.id)) throw new InvalidState('You blocked this user: unblock them first')
         const mine = await getContactStatus(trx, me, other.id)
         if (mine === ContactStatus.friends) throw new AlreadyContact()
+        // Blocked by them: the answer of a request sent, and nothing reaches them.
+        if (await hasBlocked(trx, other.id, me)) {
+          if (mine === undefined || mine === ContactStatus.denied) await setContactStatus(trx, me, other.id, ContactStatus.outgoing)
+          return ContactStatus.outgoing
+        }
         if (mine === ContactStatus.outgoing) return mine // already asked: nothing new to tell
         if (mine === ContactStatus.incoming) {
           await setContactStatus(trx, me, other.id, ContactStatus.friends)

@@ -22,6 +22,7 @@ import {
 import { findUserById } from '../data/users.js'
 import { BadRequest, Forbidden, InvalidState, NotFound } from '../errors.js'
 import type { NewEvent } from '../event-log/index.js'
+import { hasBlocked } from '../data/blocks.js'
 import type { ServiceDeps } from './deps.js'
 
 const RANK: Record<Role, number> = { banned: -1, member: 1, moderator: 2, owner: 3 }
@@ -131,6 +132,8 @@ export function createRooms({ db, eventLog }: ServiceDeps) {
         const role = await getRole(trx, roomId, inviteeId)
         if (role === 'banned') throw new Forbidden('This user is banned from the room')
         if (role !== undefined) return
+        // Invited by someone they blocked: answered as any invitation, and dropped.
+        if (await hasBlocked(trx, inviteeId, userId)) return
         await setRole(trx, roomId, inviteeId, 'member')
         await tellMembers(trx, roomId, { type: 'member_joined', actorId: userId, payload: { room_id: roomId, uid: inviteeId, invited_by: userId } })
       })
