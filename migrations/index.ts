@@ -8,6 +8,7 @@ import * as filesCallsBroadcast from './004_files_calls_broadcast.js'
 import * as reactions from './005_reactions.js'
 import * as pins from './006_pins.js'
 import * as blocks from './007_blocks.js'
+import * as channels from './008_channels.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '005_reactions': reactions,
   '006_pins': pins,
   '007_blocks': blocks,
+  '008_channels': channels,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

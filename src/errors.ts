@@ -7,6 +7,8 @@ export const Unauthorized = createError('unauthorized', '%s', 401)
 export const Forbidden = createError('forbidden', '%s', 403)
 export const NotFriends = createError('not_friends', '%s', 403)
 export const NotFound = createError('not_found', '%s', 404)
+/** A member of a channel tried what only its owner and moderators may do (post; react, where reactions are off). */
+export const ReadOnlyChannel = createError('read_only_channel', '%s', 403)
 export const LoginTaken = createError('login_taken', 'Login already exists', 409)
 export const AlreadyContact = createError('already_contact', 'Already your contact', 409)
 export const InvalidState = createError('invalid_state', '%s', 409)
@@ -29,6 +31,7 @@ export const ERROR_CODES = [
   'forbidden',
   'not_friends',
   'not_found',
+  'read_only_channel',
   'login_taken',
   'already_contact',
   'invalid_state',

@@ -52,11 +52,11 @@ t.test('create_room answers the room view with role owner and one member; my_roo
   const pub = await call(app, 'create_room', { name: 'Lobby', description: 'Say hi', type: 'public' }, owner.token)
   t.equal(pub.status, 200)
   t.type(pub.body.room.room_id, 'number', 'room_id is a JSON number')
-  t.strictSame(pub.body.room, { room_id: pub.body.room.room_id, name: 'Lobby', description: 'Say hi', type: 'public', owner_uid: owner.uid, members: 1, role: 'owner' })
+  t.strictSame(pub.body.room, { room_id: pub.body.room.room_id, name: 'Lobby', description: 'Say hi', type: 'public', channel: false, member_reactions: true, owner_uid: owner.uid, members: 1, role: 'owner' })
 
   const priv = await call(app, 'create_room', { name: 'Secret', type: 'private' }, owner.token)
   t.equal(priv.status, 200)
-  t.strictSame(priv.body.room, { room_id: priv.body.room.room_id, name: 'Secret', description: '', type: 'private', owner_uid: owner.uid, members: 1, role: 'owner' })
+  t.strictSame(priv.body.room, { room_id: priv.body.room.room_id, name: 'Secret', description: '', type: 'private', channel: false, member_reactions: true, owner_uid: owner.uid, members: 1, role: 'owner' })
   t.not(priv.body.room.room_id, pub.body.room.room_id)
 
   const mine = await call(app, 'my_rooms', {}, owner.token)

@@ -11,11 +11,18 @@ export interface RoomRow {
   type: RoomType
   owner_id: number
   cleared_through: number
+  /** Only the owner and moderators post. */
+  channel: boolean
+  /** In a channel: members may react. */
+  member_reactions: boolean
 }
 
-export async function insertRoom(db: Knex, room: { name: string; description: string; type: RoomType; ownerId: number }): Promise<number> {
+export async function insertRoom(
+  db: Knex,
+  room: { name: string; description: string; type: RoomType; ownerId: number; channel: boolean; memberReactions: boolean },
+): Promise<number> {
   const [row] = await db('rooms')
-    .insert({ name: room.name, description: room.description, type: room.type, owner_id: room.ownerId })
+    .insert({ name: room.name, description: room.description, type: room.type, owner_id: room.ownerId, channel: room.channel, member_reactions: room.memberReactions })
     .returning('id')
   return row.id
 }
@@ -82,6 +89,8 @@ const ROOM_VIEW = [
   'r.name',
   'r.description',
   'r.type',
+  'r.channel',
+  'r.member_reactions',
   'r.owner_id as owner_uid',
 ]
 

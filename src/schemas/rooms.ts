@@ -13,6 +13,8 @@ export const Room = Type.Object(
     name: Type.String(),
     description: Type.String(),
     type: Type.Enum(['public', 'private']),
+    channel: Type.Boolean({ description: 'A channel: only the owner and moderators post; members read.' }),
+    member_reactions: Type.Boolean({ description: 'In a channel, whether members may react (in other rooms always true).' }),
     owner_uid: Id('The owner.'),
     members: Type.Integer({ minimum: 0, description: 'Members, banned ones not counted.' }),
     role: Type.Optional(Role),
@@ -20,12 +22,12 @@ export const Room = Type.Object(
   { $id: 'Room', description: 'A room; `role` is mine, where I am a member.' },
 )
 // The examples' room: General (room 1), alice's (uid 1), bob (uid 2) a member.
-const general = { room_id: 1, name: 'General', description: 'all of us', type: 'public', owner_uid: 1, members: 2, role: 'owner' }
+const general = { room_id: 1, name: 'General', description: 'all of us', type: 'public', channel: false, member_reactions: true, owner_uid: 1, members: 2, role: 'owner' }
 
 export const RoomReply = Type.Object({ room: Room }, { examples: [{ room: general }] })
 export const RoomsReply = Type.Object(
   { rooms: Type.Array(Room) },
-  { examples: [{ rooms: [general, { room_id: 4, name: 'Gardening', description: '', type: 'public', owner_uid: 3, members: 5 }] }] },
+  { examples: [{ rooms: [general, { room_id: 4, name: 'Announcements', description: 'news from the team', type: 'public', channel: true, member_reactions: true, owner_uid: 3, members: 500 }] }] },
 )
 
 export const CreateRoomBody = Fields(
@@ -33,8 +35,15 @@ export const CreateRoomBody = Fields(
     name: RoomName,
     description: Type.Optional(RoomDescription),
     type: Type.Enum(['public', 'private'], { description: '`public`: anyone may find and join it; `private`: by invitation.' }),
+    channel: Type.Optional(Type.Boolean({ description: 'A channel: only the owner and moderators post (default false).' })),
+    member_reactions: Type.Optional(Type.Boolean({ description: 'For a channel: whether members may react (default true).' })),
   },
-  { examples: [{ name: 'General', type: 'public', description: 'all of us' }] },
+  {
+    examples: [
+      { name: 'General', type: 'public', description: 'all of us' },
+      { name: 'Announcements', type: 'public', description: 'news from the team', channel: true, member_reactions: true },
+    ],
+  },
 )
 export const RoomIdBody = Fields({ room_id: RoomId }, { examples: [{ room_id: 1 }] })
 export const RenameRoomBody = Fields({ room_id: RoomId, name: RoomName }, { examples: [{ room_id: 1, name: 'General chat' }] })

@@ -34,7 +34,7 @@ import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
 import { countPins, isPinned, pinMessage, unpinMessage } from '../data/pins.js'
 import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
 import { findUserById } from '../data/users.js'
-import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends } from '../errors.js'
+import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends, ReadOnlyChannel } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
 import type { Message } from '../schemas/messages.js'
@@ -146,8 +146,9 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
 
   async function sendToRoom(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
     const roomId = message.roomId!
-    await rooms.inRoomLocked(trx, roomId)
-    await rooms.requireMember(trx, roomId, senderId)
+    const room = await rooms.inRoomLocked(trx, roomId)
+    const role = await rooms.requireMember(trx, roomId, senderId)
+    if (room.channel && !isModerator(role)) throw new ReadOnlyChannel('Only the owner and moderators post in this channel')
     await attachUpload(trx, senderId, message)
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
@@ -240,6 +241,12 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
       checkEmoji(emoji)
       return db.transaction(async (trx) => {
         const message = await visibleMessage(trx, userId, msgId)
+        if (message.room_id !== null) {
+          const room = (await findRoom(trx, message.room_id))!
+          if (room.channel && !room.member_reactions && !isModerator(await rooms.requireMember(trx, room.id, userId))) {
+            throw new ReadOnlyChannel('Reactions are off for members in this channel')
+          }
+        }
         const changed = added ? await addReaction(trx, msgId, userId, emoji) : await removeReaction(trx, msgId, userId, emoji)
         if (changed) {
           await eventLog.append(trx, await audienceOf(trx, message), {

@@ -81,9 +81,17 @@ export function createRooms({ db, eventLog }: ServiceDeps) {
       return room
     },
 
-    async create(ownerId: number, room: { name: string; description?: string; type: RoomType }) {
+    async create(ownerId: number, room: { name: string; description?: string; type: RoomType; channel?: boolean; member_reactions?: boolean }) {
+      if (!room.channel && room.member_reactions === false) throw new BadRequest('member_reactions applies to channels only')
       const roomId = await db.transaction(async (trx) => {
-        const id = await insertRoom(trx, { name: room.name, description: room.description ?? '', type: room.type, ownerId })
+        const id = await insertRoom(trx, {
+          name: room.name,
+          description: room.description ?? '',
+          type: room.type,
+          ownerId,
+          channel: room.channel ?? false,
+          memberReactions: room.member_reactions ?? true,
+        })
         await setRole(trx, id, ownerId, 'owner')
         return id
       })
