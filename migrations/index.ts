@@ -9,6 +9,7 @@ import * as reactions from './005_reactions.js'
 import * as pins from './006_pins.js'
 import * as blocks from './007_blocks.js'
 import * as channels from './008_channels.js'
+import * as replies from './009_replies.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '006_pins': pins,
   '007_blocks': blocks,
   '008_channels': channels,
+  '009_replies': replies,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

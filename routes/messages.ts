@@ -12,6 +12,8 @@ import {
   GetHistoryBody,
   GetHistoryReply,
   GetPinsBody,
+  GetThreadBody,
+  GetThreadReply,
   GetPinsReply,
   MarkReadBody,
   MarkReadReply,
@@ -49,7 +51,18 @@ export const sendMsg = command({
       clientMsgId: body.client_msg_id,
       ciphertexts: body.ciphertexts,
       fileId: body.file_id,
+      replyTo: body.reply_to,
     }),
+})
+
+export const getThread = command({
+  name: 'get_thread',
+  summary: 'The replies to a message',
+  description: 'A message you can see (else 404) and the replies to it that your history shows, oldest first, a page at a time (`after`).',
+  body: GetThreadBody,
+  reply: GetThreadReply,
+  errors: [404],
+  run: ({ app, session }, body) => app.services.messages.thread(session.userId, body.msg_id, body.after ?? 0, body.count ?? 50),
 })
 
 // broadcast: one write whatever the number of users; it reaches every account that

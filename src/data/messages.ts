@@ -42,6 +42,7 @@ export async function insertMessage(
     /** Opaque ciphertext per recipient uid. */
     ciphertexts?: Record<string, string>
     fileId?: number
+    replyToId?: number
   },
 ): Promise<StoredMessage | undefined> {
   const rows = await db('messages')
@@ -54,6 +55,7 @@ export async function insertMessage(
       client_msg_id: message.clientMsgId ?? null,
       ciphertexts: message.ciphertexts ? JSON.stringify(message.ciphertexts) : null,
       file_id: message.fileId ?? null,
+      reply_to_id: message.replyToId ?? null,
     })
     .onConflict(['sender_id', 'client_msg_id'])
     .ignore()
@@ -67,6 +69,22 @@ export async function findMessageByClientId(db: Knex, senderId: number, clientMs
 
 export async function findMessage(db: Knex, id: number): Promise<MessageRow | undefined> {
   return db('messages').select('id', 'sender_id', 'recipient_id', 'room_id', 'deleted_at').where({ id }).first()
+}
+
+/** The replies to a message that the user may see, oldest first, after `after`: one page, and whether more follow. */
+export async function threadPage(db: Knex, userId: number, conversation: Conversation, clearedThrough: number, rootId: number, after: number, count: number) {
+  const rows = await visible(db, userId, conversation, clearedThrough)
+    .select(messageColumns(db, userId))
+    .where('m.reply_to_id', rootId)
+    .andWhere('m.id', '>', after)
+    .orderBy('m.id', 'asc')
+    .limit(count + 1)
+  return { replies: rows.slice(0, count), has_more: rows.length > count }
+}
+
+/** One message as history shows it to the user. */
+export async function messageView(db: Knex, userId: number, id: number) {
+  return db('messages as m').join('users as u', 'u.id', 'm.sender_id').select(messageColumns(db, userId)).where('m.id', id).first()
 }
 
 export async function editMessage(db: Knex, id: number, text: string): Promise<number> {

@@ -51,6 +51,8 @@ export interface DirectSend {
   ciphertexts?: Record<string, string>
   /** The sender's upload to attach. */
   fileId?: number
+  /** The message this one answers (checked visible to the sender, in the same conversation). */
+  replyToId?: number
 }
 
 export type DirectSendResult =
@@ -104,7 +106,7 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
   let rows: DirectSendRow[]
   if (sends.length === 1) {
     const [send] = sends
-    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null]
+    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null, send.replyToId ?? null]
     rows = await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values)
     rows[0].user_id = send.recipientId
   } else {
@@ -117,6 +119,7 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
       sends.map((s) => s.clientMsgId ?? null),
       sends.map(ciphertexts),
       sends.map((s) => s.fileId ?? null),
+      sends.map((s) => s.replyToId ?? null),
     ])
     rows.forEach((row, i) => (row.user_id = sends[i].recipientId))
   }

@@ -69,6 +69,7 @@ export function polledMessage(message: Omit<Static<typeof Message>, 'reactions'>
     ...(message.edited_at !== null ? { edited_at: message.edited_at } : {}),
     ...(message.ciphertext !== null ? { ciphertext: message.ciphertext } : {}),
     ...(message.file !== null ? { file: message.file } : {}),
+    ...(message.reply_to !== null ? { reply_to: message.reply_to } : {}),
   }
 }
 

@@ -42,6 +42,14 @@ const seconds = (column: string) => `floor(extract(epoch FROM ${column}))::int8`
 const MESSAGE_FILE = `(SELECT json_build_object('file_id', f.id, 'name', f.name, 'size', f.size, 'content_type', f.content_type, 'sha256', f.sha256)
    FROM files f WHERE f.id = m.file_id)`
 
+/** Characters of the replied-to message's text that a reply shows. */
+export const REPLY_PREVIEW_CHARS = 100
+
+/** The message a reply answers, over a messages row `m`: who sent it, a preview, or that it is gone. */
+const MESSAGE_REPLY_TO = `(SELECT json_build_object('msg_id', r.id, 'sender_uid', r.sender_id, 'sender_login', ru.login,
+          'preview', CASE WHEN r.deleted_at IS NULL THEN left(r.text, ${REPLY_PREVIEW_CHARS}) END, 'deleted', r.deleted_at IS NOT NULL)
+     FROM messages r JOIN users ru ON ru.id = r.sender_id WHERE r.id = m.reply_to_id)`
+
 /**
  * A message as every reply shows it (the Message schema), over a messages row `m` and its
  * sender's users row `u`, as `viewer` (a SQL expression) sees it: their own ciphertext only.
@@ -58,6 +66,7 @@ const messageFields = (viewer: string): [string, string][] => [
   ['edited_at', seconds('m.edited_at')],
   ['ciphertext', `m.ciphertexts ->> (${viewer})::text`],
   ['file', MESSAGE_FILE],
+  ['reply_to', MESSAGE_REPLY_TO],
 ]
 
 /** A message's reactions as `viewer` sees them: per emoji, oldest first, counted, and whether `viewer` is among them. */
@@ -160,7 +169,8 @@ const directContact = (c: string, sender: string, recipient: string) =>
 // Each also returns the recipient's new entry as a read renders it and the log's head
 // before it (`prev`), for the held polls (see APPEND_SQL).
 
-// $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id.
+// $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id,
+// $9 the message replied to.
 export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
      ), friendship AS (
        SELECT c.status FROM contacts c
@@ -172,8 +182,8 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
      ), earlier AS (
        SELECT id, created_at FROM messages WHERE sender_id = $2 AND client_msg_id = $6
      ), inserted AS (
-       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id)
-       SELECT $2, $3, $4, $5, $6, $7::jsonb, $8
+       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id)
+       SELECT $2, $3, $4, $5, $6, $7::jsonb, $8, $9::int8
          FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
           AND ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached))
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
@@ -205,11 +215,11 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        LEFT JOIN users u ON u.id = e.actor_id`
 
 // $1 channel; one array per field, a send per index: $2 senders, $3 recipients, $4 texts,
-// $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids.
+// $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids, $9 messages replied to.
 export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $3::int8[]')}
      ), items AS (
-       SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[])
-                WITH ORDINALITY AS item(sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, ord)
+       SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[])
+                WITH ORDINALITY AS item(sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, ord)
         WHERE (SELECT count(*) FROM locked) >= 0 -- always true: takes every lock before the first item
      ), attached AS (
        UPDATE files f SET attached_at = COALESCE(f.attached_at, now())
@@ -229,8 +239,8 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
                 WHERE status = 1 AND file_ok AND earlier_id IS NULL AND (client_msg_id IS NULL OR copy = 1)
                 ORDER BY ord) to_store
      ), inserted AS (
-       INSERT INTO messages (id, sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id)
-       SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id
+       INSERT INTO messages (id, sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id)
+       SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id, c.reply_to_id
          FROM numbered n JOIN checked c USING (ord)
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
        RETURNING *

@@ -21,9 +21,10 @@ export const MessageFile = Type.Object(
 )
 
 // The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
-const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [] }
-const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }] }
-const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [] }
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null }
+const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [],
+  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false } }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -60,6 +61,7 @@ export const SendMsgBody = Fields(
     client_msg_id: Type.Optional(ClientMsgId),
     ciphertexts: Type.Optional(Ciphertexts),
     file_id: Type.Optional(Id('Attach your upload (POST /upload_file); the message\'s kind becomes `file` and `msg` is its caption.')),
+    reply_to: Type.Optional(Id('Answer this message: one of the same conversation that you can see (else 404).')),
   },
   {
     alternatives: inConversation,
@@ -79,6 +81,17 @@ export const SendMsgReply = Type.Object(
     time: UnixSeconds('When the server stored it (UNIX seconds).'),
   },
   { examples: [{ msg_id: 1, time: 1796283301 }] },
+)
+
+export const ReplyTo = Type.Object(
+  {
+    msg_id: Id('The message replied to.'),
+    sender_uid: Id('Who sent it.'),
+    sender_login: Type.String(),
+    preview: Type.Union([Type.String({ description: 'The beginning of its text (100 characters).' }), Type.Null()], { description: 'null once it was deleted.' }),
+    deleted: Type.Boolean({ description: 'The original is gone: deleted since.' }),
+  },
+  { $id: 'ReplyTo', description: 'The message a reply answers, as the reply shows it.' },
 )
 
 export const Reaction = Type.Object(
@@ -104,6 +117,7 @@ export const Message = Type.Object(
     ciphertext: Type.Union([Type.String({ description: 'Your ciphertext entry, for encrypted messages.' }), Type.Null()]),
     file: Type.Union([MessageFile, Type.Null()]),
     reactions: Type.Array(Reaction, { description: 'Per emoji, the oldest first; empty when nobody reacted.' }),
+    reply_to: Type.Union([ReplyTo, Type.Null()], { description: 'For a reply: the message it answers.' }),
   },
   { $id: 'Message', description: 'A message as history, search and dialogs show it.' },
 )
@@ -121,6 +135,7 @@ export const PolledMessage = Type.Object(
     edited_at: Type.Optional(UnixSeconds('Set once the message was edited.')),
     ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
     file: Type.Optional(MessageFile),
+    reply_to: Type.Optional(ReplyTo),
   },
   { $id: 'PolledMessage', description: 'A new message, as update_data delivers it in `msg_array`.' },
 )
@@ -141,7 +156,7 @@ export const ReactBody = Fields(
 
 export const ReactReply = Type.Object(
   { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
-  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }] }] },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null }] },
 )
 
 export const PinBody = Fields(
@@ -246,4 +261,22 @@ export const GetDialogsReply = Type.Object(
       },
     ],
   },
+)
+
+export const GetThreadBody = Fields(
+  {
+    msg_id: Id('The message whose replies to page through: one you can see.'),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Only replies with a larger msg_id (the next page; 0: from the first).' })),
+    count: Type.Optional(Count(100, 50)),
+  },
+  { examples: [{ msg_id: 1, count: 50 }] },
+)
+export const GetThreadReply = Type.Object(
+  {
+    root: Message,
+    // The same shape as `root`, referred to: one schema may embed a named shape only once.
+    replies: Type.Array(Type.Ref('Message'), { description: 'Oldest first.' }),
+    has_more: Type.Boolean({ description: 'More replies follow this page.' }),
+  },
+  { examples: [{ root: hiBob, replies: [hiAlice], has_more: false }] },
 )

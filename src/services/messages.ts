@@ -22,7 +22,9 @@ import {
   insertMessage,
   lastMessageId,
   markDeleted,
+  messageView,
   pinnedPage,
+  threadPage,
   searchMessages,
   unreadCount,
   type Conversation,
@@ -49,6 +51,8 @@ export interface OutgoingMessage {
   ciphertexts?: Record<string, string>
   /** An upload of the sender's to attach. */
   fileId?: number
+  /** The message this one answers. */
+  replyTo?: number
 }
 
 /** `{to_uid}` or `{room_id}`, exactly one. */
@@ -57,8 +61,8 @@ export function conversationOf(target: { to_uid?: number; room_id?: number }): C
   return target.room_id !== undefined ? { roomId: target.room_id } : { peerId: target.to_uid! }
 }
 
-function messageFields({ text, kind, clientMsgId, ciphertexts, fileId }: OutgoingMessage) {
-  return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId }
+function messageFields({ text, kind, clientMsgId, ciphertexts, fileId, replyTo }: OutgoingMessage) {
+  return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId, replyToId: replyTo }
 }
 
 /** One emoji: pictographs, flags or keycaps with their modifiers and joiners, and nothing else. */
@@ -130,6 +134,16 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
     return message
   }
 
+  /** A reply answers a message of the same conversation that the sender sees (else 404, as for a missing one). */
+  async function checkReplyTarget(senderId: number, conversation: Conversation, replyTo: number) {
+    const original = await visibleMessage(db, senderId, replyTo)
+    const sameConversation =
+      conversation.roomId !== undefined
+        ? original.room_id === conversation.roomId
+        : original.room_id === null && [original.sender_id, original.recipient_id].includes(conversation.peerId)
+    if (!sameConversation) throw new NotFound('No such message')
+  }
+
   function checkEmoji(emoji: string) {
     if ([...emoji].length > config.maxReactionChars) throw new BadRequest(`A reaction is at most ${config.maxReactionChars} characters`)
     if (!EMOJI.test(emoji) || !PICTOGRAPH.test(emoji)) throw new BadRequest('A reaction is one emoji')
@@ -169,8 +183,9 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
 
   return {
     async send(senderId: number, message: OutgoingMessage) {
-      conversationOf({ to_uid: message.toUid, room_id: message.roomId })
+      const conversation = conversationOf({ to_uid: message.toUid, room_id: message.roomId })
       checkText(message.text)
+      if (message.replyTo !== undefined) await checkReplyTarget(senderId, conversation, message.replyTo)
       if (message.toUid !== undefined) {
         checkDirectTarget(senderId, message)
         const stored = await sendDirect(senderId, message)
@@ -287,6 +302,15 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
         }
         return { msg_id: msgId, pinned }
       })
+    },
+
+    /** The replies to a message the user sees, as their history shows them. */
+    async thread(userId: number, msgId: number, after: number, count: number) {
+      const root = await visibleMessage(db, userId, msgId)
+      const conversation = root.room_id !== null ? { roomId: root.room_id } : { peerId: root.sender_id === userId ? root.recipient_id! : root.sender_id }
+      const marks = await readableMarks(userId, conversation)
+      const page = await threadPage(db, userId, conversation, marks.cleared_through, msgId, after, count)
+      return { root: await messageView(db, userId, msgId), ...page }
     },
 
     async pins(userId: number, conversation: Conversation) {
