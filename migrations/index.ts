@@ -10,6 +10,7 @@ import * as pins from './006_pins.js'
 import * as blocks from './007_blocks.js'
 import * as channels from './008_channels.js'
 import * as replies from './009_replies.js'
+import * as mentions from './010_mentions.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '007_blocks': blocks,
   '008_channels': channels,
   '009_replies': replies,
+  '010_mentions': mentions,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -231,6 +231,7 @@ function filler(name: string, schema: Schema): unknown {
       return []
     case 'string':
       if (name === 'query' || name === 'prefix') return 'secret'
+      if (name === 'emoji') return '👍' // a valid one: the attempt is about the ids
       if (schema.format === 'email') return 'nobody@example.com'
       if (schema.pattern?.includes('[0-9]{6}')) return '123456'
       if (/password/.test(name)) return 'secret1'

@@ -82,6 +82,10 @@ export async function threadPage(db: Knex, userId: number, conversation: Convers
   return { replies: rows.slice(0, count), has_more: rows.length > count }
 }
 
+export async function insertMentions(db: Knex, messageId: number, userIds: number[]): Promise<void> {
+  if (userIds.length > 0) await db('message_mentions').insert(userIds.map((userId) => ({ message_id: messageId, user_id: userId }))).onConflict().ignore()
+}
+
 /** One message as history shows it to the user. */
 export async function messageView(db: Knex, userId: number, id: number) {
   return db('messages as m').join('users as u', 'u.id', 'm.sender_id').select(messageColumns(db, userId)).where('m.id', id).first()
@@ -211,10 +215,13 @@ export async function dialogPage(db: Knex, userId: number, offset: number, count
             (SELECT ${messageJsonSql('(:me)')}
                FROM (SELECT * FROM (${conversationMessages('')}) a ORDER BY id DESC LIMIT 1) m
                JOIN users u ON u.id = m.sender_id) AS last_message,
-            (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread
+            (SELECT count(*) FROM (${conversationMessages('AND m.id > c.read_through AND m.sender_id <> :me')}) n)::int AS unread,
+            (SELECT count(*) FROM message_mentions mm JOIN messages m ON m.id = mm.message_id
+              WHERE c.room_id <> 0 AND mm.user_id = :me AND m.room_id = c.room_id AND m.deleted_at IS NULL
+                AND m.id > GREATEST(c.read_through, c.cleared))::int AS mentions
        FROM page c
       ORDER BY c.activity DESC, c.room_id DESC, c.peer_id DESC`,
     { me: userId, offset, count },
   )
-  return rows as { peer_id: number; room_id: number; title: string; last_activity: number; total: number; last_message: unknown; unread: number }[]
+  return rows as { peer_id: number; room_id: number; title: string; last_activity: number; total: number; last_message: unknown; unread: number; mentions: number }[]
 }

@@ -122,3 +122,15 @@ export async function searchPublicRooms(db: Knex, prefix: string, offset: number
     .offset(offset)
     .limit(count)
 }
+
+/** The room's members (banned ones not) among these logins, any case. */
+export async function membersNamed(db: Knex, roomId: number, logins: string[]): Promise<number[]> {
+  if (logins.length === 0) return []
+  const rows = await db('room_members as m')
+    .join('users as u', 'u.id', 'm.user_id')
+    .select('u.id')
+    .where('m.room_id', roomId)
+    .whereNot('m.role', 'banned')
+    .whereRaw('lower(u.login) = ANY(?)', [logins.map((login) => login.toLowerCase())])
+  return rows.map((row) => row.id)
+}

@@ -67,6 +67,7 @@ const messageFields = (viewer: string): [string, string][] => [
   ['ciphertext', `m.ciphertexts ->> (${viewer})::text`],
   ['file', MESSAGE_FILE],
   ['reply_to', MESSAGE_REPLY_TO],
+  ['mentioned', `(m.room_id IS NOT NULL AND EXISTS (SELECT 1 FROM message_mentions mm WHERE mm.message_id = m.id AND mm.user_id = (${viewer})))`],
 ]
 
 /** A message's reactions as `viewer` sees them: per emoji, oldest first, counted, and whether `viewer` is among them. */

@@ -21,10 +21,10 @@ export const MessageFile = Type.Object(
 )
 
 // The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
-const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null }
-const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null }
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null, mentioned: false }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false }
 const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [],
-  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false } }
+  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false }, mentioned: false }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -118,6 +118,7 @@ export const Message = Type.Object(
     file: Type.Union([MessageFile, Type.Null()]),
     reactions: Type.Array(Reaction, { description: 'Per emoji, the oldest first; empty when nobody reacted.' }),
     reply_to: Type.Union([ReplyTo, Type.Null()], { description: 'For a reply: the message it answers.' }),
+    mentioned: Type.Boolean({ description: 'A room message that mentions you (`@your_login` or `@all`).' }),
   },
   { $id: 'Message', description: 'A message as history, search and dialogs show it.' },
 )
@@ -136,6 +137,7 @@ export const PolledMessage = Type.Object(
     ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
     file: Type.Optional(MessageFile),
     reply_to: Type.Optional(ReplyTo),
+    mentioned: Type.Optional(Type.Literal(true, { description: 'Set when the room message mentions you.' })),
   },
   { $id: 'PolledMessage', description: 'A new message, as update_data delivers it in `msg_array`.' },
 )
@@ -156,7 +158,7 @@ export const ReactBody = Fields(
 
 export const ReactReply = Type.Object(
   { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
-  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null }] },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false }] },
 )
 
 export const PinBody = Fields(
@@ -244,6 +246,7 @@ export const Dialog = Type.Object(
     title: Type.String({ description: 'The other user\'s login, or the room\'s name.' }),
     last_message: Type.Union([Message, Type.Null()]),
     unread: Type.Integer({ minimum: 0 }),
+    mentions: Type.Integer({ minimum: 0, description: 'Unread room messages that mention you (0 in a direct conversation).' }),
     last_activity: UnixSeconds('The newest message (or joining the room).'),
   },
   { $id: 'Dialog', description: 'A conversation in my list: with a user (`to_uid`) or a room (`room_id`).' },
@@ -254,8 +257,8 @@ export const GetDialogsReply = Type.Object(
     examples: [
       {
         dialogs: [
-          { to_uid: 2, title: 'bob', last_message: hiAlice, unread: 1, last_activity: 1796283371 },
-          { room_id: 1, title: 'General', last_message: helloAll, unread: 0, last_activity: 1796283342 },
+          { to_uid: 2, title: 'bob', last_message: hiAlice, unread: 1, mentions: 0, last_activity: 1796283371 },
+          { room_id: 1, title: 'General', last_message: helloAll, unread: 0, mentions: 0, last_activity: 1796283342 },
         ],
         total: 2,
       },

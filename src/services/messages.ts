@@ -19,6 +19,7 @@ import {
   findMessageByClientId,
   getMarks,
   historyPage,
+  insertMentions,
   insertMessage,
   lastMessageId,
   markDeleted,
@@ -34,7 +35,7 @@ import {
 import { attachFile } from '../data/files.js'
 import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
 import { countPins, isPinned, pinMessage, unpinMessage } from '../data/pins.js'
-import { findRoom, memberIds, updateRoom } from '../data/rooms.js'
+import { findRoom, memberIds, membersNamed, updateRoom } from '../data/rooms.js'
 import { findUserById } from '../data/users.js'
 import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends, ReadOnlyChannel } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
@@ -64,6 +65,9 @@ export function conversationOf(target: { to_uid?: number; room_id?: number }): C
 function messageFields({ text, kind, clientMsgId, ciphertexts, fileId, replyTo }: OutgoingMessage) {
   return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId, replyToId: replyTo }
 }
+
+/** `@login` (the Login syntax), at the start or after a character that cannot be part of one. */
+const MENTION = /(?:^|[^\p{L}\p{N}_.@-])@([\p{L}\p{N}_.-]{1,32})/gu
 
 /** One emoji: pictographs, flags or keycaps with their modifiers and joiners, and nothing else. */
 const EMOJI = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u20e3|\ufe0f)+$/u
@@ -158,6 +162,14 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
     }
   }
 
+  /** The members a room message mentions: `@login` of a member, or `@all`; never the sender. */
+  async function mentionedMembers(trx: Knex.Transaction, roomId: number, senderId: number, recipients: number[], text: string): Promise<number[]> {
+    const names = new Set([...text.matchAll(MENTION)].map((match) => match[1].toLowerCase()))
+    if (names.size === 0) return []
+    if (names.has('all')) return recipients
+    return (await membersNamed(trx, roomId, [...names])).filter((id) => id !== senderId)
+  }
+
   async function sendToRoom(trx: Knex.Transaction, senderId: number, message: OutgoingMessage) {
     const roomId = message.roomId!
     const room = await rooms.inRoomLocked(trx, roomId)
@@ -167,6 +179,8 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
+    // Before the append, so that the entries the members' polls are handed say they were mentioned.
+    await insertMentions(trx, inserted.id, await mentionedMembers(trx, roomId, senderId, recipients, message.text))
     await eventLog.appendMessage(trx, recipients, senderId, inserted.id)
     return inserted
   }
@@ -371,6 +385,7 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
           title: row.title,
           last_message: row.last_message as Static<typeof Message> | null,
           unread: row.unread,
+          mentions: row.mentions,
           last_activity: row.last_activity,
         })),
         total: Number(total),
