@@ -11,6 +11,7 @@ import * as blocks from './007_blocks.js'
 import * as channels from './008_channels.js'
 import * as replies from './009_replies.js'
 import * as mentions from './010_mentions.js'
+import * as readReceipts from './011_read_receipts.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '008_channels': channels,
   '009_replies': replies,
   '010_mentions': mentions,
+  '011_read_receipts': readReceipts,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

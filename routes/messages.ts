@@ -25,6 +25,8 @@ import {
   SearchMsgsReply,
   SendMsgBody,
   SendMsgReply,
+  SetReadReceiptsBody,
+  SetReadReceiptsReply,
 } from '../src/schemas/messages.js'
 
 const command = commandsOf('messages')
@@ -53,6 +55,17 @@ export const sendMsg = command({
       fileId: body.file_id,
       replyTo: body.reply_to,
     }),
+})
+
+export const setReadReceipts = command({
+  name: 'set_read_receipts',
+  summary: 'Share read receipts, or keep them private',
+  description:
+    'On (the default): the other side of a direct chat gets a `messages_read` event when you mark their messages read, and ' +
+    'history counts you in `read_by`. Off: neither, as Telegram and Matrix private receipts; your own unread counts work as before.',
+  body: SetReadReceiptsBody,
+  reply: SetReadReceiptsReply,
+  run: ({ app, session }, body) => app.services.messages.setReadReceipts(session.userId, body.enabled),
 })
 
 export const getThread = command({

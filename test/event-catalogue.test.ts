@@ -236,6 +236,8 @@ t.test('every event the server emits, triggered through HTTP and read through up
   t.match(await inbox.expect(bob, 'message_edited'), [{ msg_id: direct.msg_id, msg: 'hello, bob' }])
   await ok('react', call(app, 'react', { msg_id: direct.msg_id, emoji: '👍' }, bob.token))
   t.match(await inbox.expect(alice, 'reaction'), [{ msg_id: direct.msg_id, emoji: '👍', added: true, ruid: bob.uid }])
+  await ok('mark_read', call(app, 'mark_read', { to_uid: alice.uid, msg_id: direct.msg_id }, bob.token))
+  t.match(await inbox.expect(alice, 'messages_read'), [{ through_msg_id: direct.msg_id, ruid: bob.uid }])
   await ok('pin_msg', call(app, 'pin_msg', { msg_id: direct.msg_id }, bob.token))
   t.match(await inbox.expect(alice, 'message_pinned'), [{ msg_id: direct.msg_id, ruid: bob.uid }])
   await ok('unpin_msg', call(app, 'unpin_msg', { msg_id: direct.msg_id }, alice.token))

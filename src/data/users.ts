@@ -82,3 +82,13 @@ export async function directoryPage(
   if (query.verifiedOnly) page.where((q) => q.whereNull('email').orWhereNotNull('email_verified_at'))
   return page
 }
+
+/** Whether the user shares read receipts. */
+export async function sharesReadReceipts(db: Knex, id: number): Promise<boolean> {
+  const row = await db('users').select('read_receipts').where({ id }).first()
+  return row?.read_receipts ?? false
+}
+
+export async function setReadReceipts(db: Knex, id: number, enabled: boolean): Promise<void> {
+  await db('users').where({ id }).update({ read_receipts: enabled })
+}

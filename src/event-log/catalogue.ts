@@ -55,6 +55,9 @@ export const EVENTS = [
   }),
   event('message_pinned', '`ruid` pinned a message of a conversation you are in (see get_pins).', { msg_id: MsgId, room_id: Type.Optional(Id('Set for room messages.')) }),
   event('message_unpinned', '`ruid` unpinned a message of a conversation you are in.', { msg_id: MsgId, room_id: Type.Optional(Id('Set for room messages.')) }),
+  event('messages_read', '`ruid` read your direct messages up to a message (they share read receipts).', {
+    through_msg_id: Id('Every message of yours up to this one is read.'),
+  }),
   event('message_deleted', 'A message you can see was deleted: drop it.', { msg_id: MsgId, room_id: Type.Optional(Id('Set for room messages.')) }),
   event('history_cleared', 'A conversation was cleared up to a message: for you (your other devices), or a room for everyone.', {
     through_msg_id: Type.Integer({ minimum: 0, description: 'Messages up to this id are gone (0: there were none).' }),

@@ -76,8 +76,21 @@ export const messageReactionsSql = (viewer: string) =>
       FROM (SELECT emoji, count(*)::int AS count, bool_or(user_id = (${viewer})) AS mine, min(created_at) AS first
               FROM message_reactions WHERE message_id = m.id GROUP BY emoji) r)`
 
-/** The Message schema's fields: what a log entry carries, and the reactions, which history, search and dialogs show. */
-const storedMessageFields = (viewer: string): [string, string][] => [...messageFields(viewer), ['reactions', messageReactionsSql(viewer)]]
+/**
+ * How many users other than its sender have read a message (their read marker is at or past
+ * it) and show it (read receipts on): in a direct chat 0 or 1, in a room the members' count.
+ */
+const MESSAGE_READ_BY = `(SELECT count(*)::int FROM conversation_marks k JOIN users ku ON ku.id = k.user_id
+     WHERE k.read_through >= m.id AND k.user_id <> m.sender_id AND ku.read_receipts
+       AND ((m.room_id IS NOT NULL AND k.room_id = m.room_id)
+         OR (m.room_id IS NULL AND k.room_id = 0 AND k.user_id = m.recipient_id AND k.peer_id = m.sender_id)))`
+
+/** The Message schema's fields: what a log entry carries, and what history, search and dialogs add (reactions, read receipts). */
+const storedMessageFields = (viewer: string): [string, string][] => [
+  ...messageFields(viewer),
+  ['reactions', messageReactionsSql(viewer)],
+  ['read_by', MESSAGE_READ_BY],
+]
 
 /** The message's fields as columns of a select list (the Message schema). */
 export const messageColumnsSql = (viewer: string) => storedMessageFields(viewer).map(([name, sql]) => `${sql} AS ${name}`).join(', ')

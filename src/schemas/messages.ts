@@ -21,10 +21,10 @@ export const MessageFile = Type.Object(
 )
 
 // The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
-const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null, mentioned: false }
-const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false }
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null, mentioned: false, read_by: 1 }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false, read_by: 1 }
 const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [],
-  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false }, mentioned: false }
+  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false }, mentioned: false, read_by: 0 }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -119,6 +119,7 @@ export const Message = Type.Object(
     reactions: Type.Array(Reaction, { description: 'Per emoji, the oldest first; empty when nobody reacted.' }),
     reply_to: Type.Union([ReplyTo, Type.Null()], { description: 'For a reply: the message it answers.' }),
     mentioned: Type.Boolean({ description: 'A room message that mentions you (`@your_login` or `@all`).' }),
+    read_by: Type.Integer({ minimum: 0, description: 'Users other than its sender who read it and share read receipts: 0 or 1 in a direct chat, a count in a room.' }),
   },
   { $id: 'Message', description: 'A message as history, search and dialogs show it.' },
 )
@@ -158,7 +159,7 @@ export const ReactBody = Fields(
 
 export const ReactReply = Type.Object(
   { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
-  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false }] },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false, read_by: 1 }] },
 )
 
 export const PinBody = Fields(
@@ -283,3 +284,9 @@ export const GetThreadReply = Type.Object(
   },
   { examples: [{ root: hiBob, replies: [hiAlice], has_more: false }] },
 )
+
+export const SetReadReceiptsBody = Fields(
+  { enabled: Type.Boolean({ description: 'false: private receipts: your reading is not shown to others nor told to senders.' }) },
+  { examples: [{ enabled: false }] },
+)
+export const SetReadReceiptsReply = Type.Object({ read_receipts: Type.Boolean() }, { examples: [{ read_receipts: false }] })

@@ -36,7 +36,7 @@ import { attachFile } from '../data/files.js'
 import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
 import { countPins, isPinned, pinMessage, unpinMessage } from '../data/pins.js'
 import { findRoom, memberIds, membersNamed, updateRoom } from '../data/rooms.js'
-import { findUserById } from '../data/users.js'
+import { findUserById, setReadReceipts, sharesReadReceipts } from '../data/users.js'
 import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends, ReadOnlyChannel } from '../errors.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
@@ -370,9 +370,21 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
       // Ids are global: a marker past the conversation's newest message would silently
       // mark messages still to come as read.
       const readThrough = Math.min(msgId, await lastMessageId(db, userId, conversation))
-      await advanceMark(db, userId, conversation, 'read_through', readThrough)
+      await db.transaction(async (trx) => {
+        await advanceMark(trx, userId, conversation, 'read_through', readThrough)
+        // A direct chat's other side is told, unless the reader keeps receipts private.
+        if (conversation.peerId !== undefined && readThrough > marks.read_through && (await sharesReadReceipts(trx, userId))) {
+          await eventLog.append(trx, [conversation.peerId], { type: 'messages_read', actorId: userId, payload: { through_msg_id: readThrough } })
+        }
+      })
       const through = Math.max(marks.read_through, readThrough, marks.cleared_through)
       return { unread: await unreadCount(db, userId, conversation, through) }
+    },
+
+    /** Read receipts on (shown to others) or off (private). */
+    async setReadReceipts(userId: number, enabled: boolean) {
+      await setReadReceipts(db, userId, enabled)
+      return { read_receipts: enabled }
     },
 
     /** My conversations, newest activity first, each with its last message and unread count. */
