@@ -12,6 +12,7 @@ import * as channels from './008_channels.js'
 import * as replies from './009_replies.js'
 import * as mentions from './010_mentions.js'
 import * as readReceipts from './011_read_receipts.js'
+import * as forwards from './012_forwards.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '009_replies': replies,
   '010_mentions': mentions,
   '011_read_receipts': readReceipts,
+  '012_forwards': forwards,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -7,6 +7,7 @@ import {
   DeleteMsgBody,
   EditMsgBody,
   EditMsgReply,
+  ForwardMsgBody,
   GetDialogsBody,
   GetDialogsReply,
   GetHistoryBody,
@@ -66,6 +67,20 @@ export const setReadReceipts = command({
   body: SetReadReceiptsBody,
   reply: SetReadReceiptsReply,
   run: ({ app, session }, body) => app.services.messages.setReadReceipts(session.userId, body.enabled),
+})
+
+export const forwardMsg = command({
+  name: 'forward_msg',
+  summary: 'Forward a message',
+  description:
+    'A message you can see (else 404), into a conversation where you may post, with the rules of `send_msg` (403 `not_friends`, ' +
+    '403 in a room you are not in or a channel you may not post to). The copy names who first sent it and when (`forwarded_from`); ' +
+    'its file goes by reference and becomes downloadable by the new conversation.',
+  body: ForwardMsgBody,
+  reply: SendMsgReply,
+  limit: 'send',
+  errors: [403, 404],
+  run: ({ app, session }, body) => app.services.messages.forward(session.userId, body.msg_id, body, body.client_msg_id),
 })
 
 export const getThread = command({

@@ -43,6 +43,7 @@ export async function insertMessage(
     ciphertexts?: Record<string, string>
     fileId?: number
     replyToId?: number
+    forwardedFromId?: number
   },
 ): Promise<StoredMessage | undefined> {
   const rows = await db('messages')
@@ -56,6 +57,7 @@ export async function insertMessage(
       ciphertexts: message.ciphertexts ? JSON.stringify(message.ciphertexts) : null,
       file_id: message.fileId ?? null,
       reply_to_id: message.replyToId ?? null,
+      forwarded_from_id: message.forwardedFromId ?? null,
     })
     .onConflict(['sender_id', 'client_msg_id'])
     .ignore()
@@ -65,6 +67,11 @@ export async function insertMessage(
 
 export async function findMessageByClientId(db: Knex, senderId: number, clientMsgId: string): Promise<StoredMessage | undefined> {
   return db('messages').select('id', db.raw(`${SECONDS('created_at')} AS time`)).where({ sender_id: senderId, client_msg_id: clientMsgId }).first()
+}
+
+/** What a forwarded copy takes from the message. */
+export async function forwardable(db: Knex, id: number): Promise<{ text: string; kind: MessageKind; file_id: number | null; origin: number }> {
+  return db('messages').select('text', 'kind', 'file_id', db.raw('COALESCE(forwarded_from_id, id) AS origin')).where({ id }).first()
 }
 
 export async function findMessage(db: Knex, id: number): Promise<MessageRow | undefined> {

@@ -53,6 +53,8 @@ export interface DirectSend {
   fileId?: number
   /** The message this one answers (checked visible to the sender, in the same conversation). */
   replyToId?: number
+  /** A forwarded copy: the message first sent (checked visible to the sender; its file needs no owner). */
+  forwardedFromId?: number
 }
 
 export type DirectSendResult =
@@ -106,7 +108,7 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
   let rows: DirectSendRow[]
   if (sends.length === 1) {
     const [send] = sends
-    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null, send.replyToId ?? null]
+    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null, send.replyToId ?? null, send.forwardedFromId ?? null]
     rows = await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values)
     rows[0].user_id = send.recipientId
   } else {
@@ -120,6 +122,7 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
       sends.map(ciphertexts),
       sends.map((s) => s.fileId ?? null),
       sends.map((s) => s.replyToId ?? null),
+      sends.map((s) => s.forwardedFromId ?? null),
     ])
     rows.forEach((row, i) => (row.user_id = sends[i].recipientId))
   }

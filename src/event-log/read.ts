@@ -70,6 +70,7 @@ export function polledMessage(message: Omit<Static<typeof Message>, 'reactions'>
     ...(message.ciphertext !== null ? { ciphertext: message.ciphertext } : {}),
     ...(message.file !== null ? { file: message.file } : {}),
     ...(message.reply_to !== null ? { reply_to: message.reply_to } : {}),
+    ...(message.forwarded_from !== null ? { forwarded_from: message.forwarded_from } : {}),
     ...(message.mentioned ? { mentioned: true as const } : {}),
   }
 }

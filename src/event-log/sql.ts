@@ -50,6 +50,10 @@ const MESSAGE_REPLY_TO = `(SELECT json_build_object('msg_id', r.id, 'sender_uid'
           'preview', CASE WHEN r.deleted_at IS NULL THEN left(r.text, ${REPLY_PREVIEW_CHARS}) END, 'deleted', r.deleted_at IS NOT NULL)
      FROM messages r JOIN users ru ON ru.id = r.sender_id WHERE r.id = m.reply_to_id)`
 
+/** Who first sent a forwarded message, and when, over a messages row `m`. */
+const MESSAGE_FORWARDED_FROM = `(SELECT json_build_object('uid', o.sender_id, 'login', ou.login, 'time', ${'floor(extract(epoch FROM o.created_at))::int8'})
+     FROM messages o JOIN users ou ON ou.id = o.sender_id WHERE o.id = m.forwarded_from_id)`
+
 /**
  * A message as every reply shows it (the Message schema), over a messages row `m` and its
  * sender's users row `u`, as `viewer` (a SQL expression) sees it: their own ciphertext only.
@@ -67,6 +71,7 @@ const messageFields = (viewer: string): [string, string][] => [
   ['ciphertext', `m.ciphertexts ->> (${viewer})::text`],
   ['file', MESSAGE_FILE],
   ['reply_to', MESSAGE_REPLY_TO],
+  ['forwarded_from', MESSAGE_FORWARDED_FROM],
   ['mentioned', `(m.room_id IS NOT NULL AND EXISTS (SELECT 1 FROM message_mentions mm WHERE mm.message_id = m.id AND mm.user_id = (${viewer})))`],
 ]
 
@@ -184,7 +189,7 @@ const directContact = (c: string, sender: string, recipient: string) =>
 // before it (`prev`), for the held polls (see APPEND_SQL).
 
 // $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id,
-// $9 the message replied to.
+// $9 the message replied to, $10 the message forwarded (its file, checked visible, needs no owner).
 export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
      ), friendship AS (
        SELECT c.status FROM contacts c
@@ -196,10 +201,10 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
      ), earlier AS (
        SELECT id, created_at FROM messages WHERE sender_id = $2 AND client_msg_id = $6
      ), inserted AS (
-       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id)
-       SELECT $2, $3, $4, $5, $6, $7::jsonb, $8, $9::int8
+       INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, forwarded_from_id)
+       SELECT $2, $3, $4, $5, $6, $7::jsonb, $8, $9::int8, $10::int8
          FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
-          AND ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached))
+          AND ($8::int8 IS NULL OR $10::int8 IS NOT NULL OR EXISTS (SELECT 1 FROM attached))
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
        RETURNING *
      ), dialogs AS (
@@ -216,7 +221,7 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        ${wakeUsersSql('$1', 'appended', 'user_id', 'pos')}
      )
      SELECT (SELECT status FROM friendship) AS status,
-            ($8::int8 IS NULL OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
+            ($8::int8 IS NULL OR $10::int8 IS NOT NULL OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
             (SELECT count(*) FROM woken) AS woken,
             i.id AS inserted_id, ${seconds('i.created_at')} AS inserted_time,
             er.id AS earlier_id, ${seconds('er.created_at')} AS earlier_time,
@@ -229,11 +234,12 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        LEFT JOIN users u ON u.id = e.actor_id`
 
 // $1 channel; one array per field, a send per index: $2 senders, $3 recipients, $4 texts,
-// $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids, $9 messages replied to.
+// $5 kinds, $6 client_msg_ids, $7 ciphertexts (JSON text), $8 file ids, $9 messages replied to,
+// $10 messages forwarded.
 export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $3::int8[]')}
      ), items AS (
-       SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[])
-                WITH ORDINALITY AS item(sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, ord)
+       SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[])
+                WITH ORDINALITY AS item(sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, forwarded_from_id, ord)
         WHERE (SELECT count(*) FROM locked) >= 0 -- always true: takes every lock before the first item
      ), attached AS (
        UPDATE files f SET attached_at = COALESCE(f.attached_at, now())
@@ -242,7 +248,7 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
        RETURNING f.id
      ), checked AS (
        SELECT i.*, c.status, er.id AS earlier_id, er.created_at AS earlier_at,
-              (i.file_id IS NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
+              (i.file_id IS NULL OR i.forwarded_from_id IS NOT NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
               row_number() OVER (PARTITION BY i.sender_id, i.client_msg_id ORDER BY i.ord) AS copy
          FROM items i
          LEFT JOIN contacts c ON ${directContact('c', 'i.sender_id', 'i.recipient_id')}
@@ -253,8 +259,8 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
                 WHERE status = 1 AND file_ok AND earlier_id IS NULL AND (client_msg_id IS NULL OR copy = 1)
                 ORDER BY ord) to_store
      ), inserted AS (
-       INSERT INTO messages (id, sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id)
-       SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id, c.reply_to_id
+       INSERT INTO messages (id, sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, forwarded_from_id)
+       SELECT n.id, c.sender_id, c.recipient_id, c.text, c.kind, c.client_msg_id, c.ciphertexts::jsonb, c.file_id, c.reply_to_id, c.forwarded_from_id
          FROM numbered n JOIN checked c USING (ord)
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
        RETURNING *

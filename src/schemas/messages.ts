@@ -21,10 +21,10 @@ export const MessageFile = Type.Object(
 )
 
 // The examples' messages: alice (uid 1) to bob (uid 2), alice in the room General (room 1), bob's answer.
-const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null, mentioned: false, read_by: 1 }
-const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false, read_by: 1 }
+const hiBob = { msg_id: 1, sender_uid: 1, sender_login: 'alice', time: 1796283301, text: 'hi bob', kind: 'text', room_id: null, to_uid: 2, edited_at: null, ciphertext: null, file: null, reactions: [], reply_to: null, forwarded_from: null, mentioned: false, read_by: 1 }
+const helloAll = { msg_id: 2, sender_uid: 1, sender_login: 'alice', time: 1796283342, text: 'hello all', kind: 'text', room_id: 1, to_uid: null, edited_at: 1796283360, ciphertext: null, file: null, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, forwarded_from: null, mentioned: false, read_by: 1 }
 const hiAlice = { msg_id: 3, sender_uid: 2, sender_login: 'bob', time: 1796283371, text: 'hi alice', kind: 'text', room_id: null, to_uid: 1, edited_at: null, ciphertext: null, file: null, reactions: [],
-  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false }, mentioned: false, read_by: 0 }
+  reply_to: { msg_id: 1, sender_uid: 1, sender_login: 'alice', preview: 'hi bob', deleted: false }, forwarded_from: null, mentioned: false, read_by: 0 }
 
 // The text cap is a setting (MAX_MESSAGE_CHARS) enforced by the service; the schema
 // only bounds what is parsed at all.
@@ -94,6 +94,11 @@ export const ReplyTo = Type.Object(
   { $id: 'ReplyTo', description: 'The message a reply answers, as the reply shows it.' },
 )
 
+export const ForwardedFrom = Type.Object(
+  { uid: Id('Who first sent it.'), login: Type.String(), time: UnixSeconds('When they sent it.') },
+  { $id: 'ForwardedFrom', description: 'For a forwarded copy: who first sent the message, and when.' },
+)
+
 export const Reaction = Type.Object(
   {
     emoji: Type.String({ description: 'The emoji.' }),
@@ -118,6 +123,7 @@ export const Message = Type.Object(
     file: Type.Union([MessageFile, Type.Null()]),
     reactions: Type.Array(Reaction, { description: 'Per emoji, the oldest first; empty when nobody reacted.' }),
     reply_to: Type.Union([ReplyTo, Type.Null()], { description: 'For a reply: the message it answers.' }),
+    forwarded_from: Type.Union([ForwardedFrom, Type.Null()], { description: 'For a forwarded copy: who first sent it, and when.' }),
     mentioned: Type.Boolean({ description: 'A room message that mentions you (`@your_login` or `@all`).' }),
     read_by: Type.Integer({ minimum: 0, description: 'Users other than its sender who read it and share read receipts: 0 or 1 in a direct chat, a count in a room.' }),
   },
@@ -138,6 +144,7 @@ export const PolledMessage = Type.Object(
     ciphertext: Type.Optional(Type.String({ description: 'Your entry of the sender\'s `ciphertexts`, when it named you.' })),
     file: Type.Optional(MessageFile),
     reply_to: Type.Optional(ReplyTo),
+    forwarded_from: Type.Optional(ForwardedFrom),
     mentioned: Type.Optional(Type.Literal(true, { description: 'Set when the room message mentions you.' })),
   },
   { $id: 'PolledMessage', description: 'A new message, as update_data delivers it in `msg_array`.' },
@@ -159,7 +166,7 @@ export const ReactBody = Fields(
 
 export const ReactReply = Type.Object(
   { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
-  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, mentioned: false, read_by: 1 }] },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, forwarded_from: null, mentioned: false, read_by: 1 }] },
 )
 
 export const PinBody = Fields(
@@ -290,3 +297,16 @@ export const SetReadReceiptsBody = Fields(
   { examples: [{ enabled: false }] },
 )
 export const SetReadReceiptsReply = Type.Object({ read_receipts: Type.Boolean() }, { examples: [{ read_receipts: false }] })
+
+export const ForwardMsgBody = Fields(
+  {
+    msg_id: Id('A message you can see (else 404).'),
+    ...Conversation,
+    client_msg_id: Type.Optional(ClientMsgId),
+  },
+  {
+    alternatives: inConversation,
+    description: 'Into a conversation where you may post: to an accepted contact (`to_uid`) or a room (`room_id`).',
+    examples: [{ msg_id: 2, to_uid: 2, client_msg_id: 'f-1' }],
+  },
+)

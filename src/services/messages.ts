@@ -17,6 +17,7 @@ import {
   editMessage,
   findMessage,
   findMessageByClientId,
+  forwardable,
   getMarks,
   historyPage,
   insertMentions,
@@ -54,6 +55,8 @@ export interface OutgoingMessage {
   fileId?: number
   /** The message this one answers. */
   replyTo?: number
+  /** A forwarded copy: the message first sent, and its file (checked visible, not the sender's own upload). */
+  forwardedFrom?: number
 }
 
 /** `{to_uid}` or `{room_id}`, exactly one. */
@@ -62,8 +65,8 @@ export function conversationOf(target: { to_uid?: number; room_id?: number }): C
   return target.room_id !== undefined ? { roomId: target.room_id } : { peerId: target.to_uid! }
 }
 
-function messageFields({ text, kind, clientMsgId, ciphertexts, fileId, replyTo }: OutgoingMessage) {
-  return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId, replyToId: replyTo }
+function messageFields({ text, kind, clientMsgId, ciphertexts, fileId, replyTo, forwardedFrom }: OutgoingMessage) {
+  return { text, kind: fileId !== undefined ? ('file' as const) : kind, clientMsgId, ciphertexts, fileId, replyToId: replyTo, forwardedFromId: forwardedFrom }
 }
 
 /** `@login` (the Login syntax), at the start or after a character that cannot be part of one. */
@@ -175,7 +178,7 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
     const room = await rooms.inRoomLocked(trx, roomId)
     const role = await rooms.requireMember(trx, roomId, senderId)
     if (room.channel && !isModerator(role)) throw new ReadOnlyChannel('Only the owner and moderators post in this channel')
-    await attachUpload(trx, senderId, message)
+    if (message.forwardedFrom === undefined) await attachUpload(trx, senderId, message)
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
@@ -315,6 +318,26 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
           })
         }
         return { msg_id: msgId, pinned }
+      })
+    },
+
+    /**
+     * Forwards a message the user sees into a conversation where they may post (the rules of
+     * send_msg): a copy of its text and file (by reference: the new conversation may then
+     * download it), naming who first sent it and when. Ciphertexts are not copied.
+     */
+    async forward(userId: number, msgId: number, target: { to_uid?: number; room_id?: number }, clientMsgId?: string) {
+      conversationOf(target)
+      await visibleMessage(db, userId, msgId)
+      const original = await forwardable(db, msgId)
+      return this.send(userId, {
+        toUid: target.to_uid,
+        roomId: target.room_id,
+        text: original.text,
+        kind: original.kind === 'sticker' ? 'sticker' : undefined,
+        fileId: original.file_id ?? undefined,
+        clientMsgId,
+        forwardedFrom: original.origin,
       })
     },
 
