@@ -26,6 +26,7 @@ import {
   SearchMsgsReply,
   SendMsgBody,
   SendMsgReply,
+  TypingBody,
   SetReadReceiptsBody,
   SetReadReceiptsReply,
 } from '../src/schemas/messages.js'
@@ -81,6 +82,24 @@ export const forwardMsg = command({
   limit: 'send',
   errors: [403, 404],
   run: ({ app, session }, body) => app.services.messages.forward(session.userId, body.msg_id, body, body.client_msg_id),
+})
+
+export const typing = command({
+  name: 'typing',
+  summary: 'Say you are typing',
+  description:
+    'The other side of a direct chat (an accepted contact, else 403 `not_friends`) or the members of a room (where you may post) ' +
+    'see it in their held `update_data` polls (`typing`) within a second, on any server process, for TYPING_SECONDS (6) unless ' +
+    'renewed. Ephemeral: never stored, never unread, it moves no cursor; a poll that starts after it expired never sees it. ' +
+    'At most TYPING_PER_MINUTE (60) per user (429).',
+  body: TypingBody,
+  reply: Empty,
+  errors: [403, 404, 429],
+  run: async ({ app, session }, body) => {
+    const me = await app.services.profiles.own(session.userId)
+    await app.services.messages.typing(session.userId, me.username, conversationOf(body))
+    return {}
+  },
 })
 
 export const getThread = command({

@@ -30,6 +30,8 @@ export const updateData = command({
         lastTime: body.last_time ?? body.last_update,
         timeoutSeconds: body.timeout,
         signal: gone.signal,
+        // The desktop client reads only what the protocol defined: no typing notices for it.
+        typing: (request.routeOptions.config as { dialect?: string }).dialect !== 'wiki',
       })
       if (result.msg_array.length + result.events_array.length > 0) {
         // The cursor is the newest entry's position: microseconds since the epoch.

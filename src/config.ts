@@ -36,6 +36,10 @@ export const DEFAULTS = {
   MAX_REACTION_CHARS: 16,
   /** Pinned messages per conversation (a direct chat, a room). */
   MAX_PINS_PER_CONVERSATION: 50,
+  /** A typing notice lasts this long unless renewed. */
+  TYPING_SECONDS: 6,
+  /** Typing notices a user may send per minute (per process). */
+  TYPING_PER_MINUTE: 60,
   /** Items (messages + events) in one update_data reply; the client polls again for more. */
   POLL_BATCH_LIMIT: 100,
   /** Held polls per user; a new one beyond this ends the oldest. */
@@ -100,6 +104,8 @@ export const ConfigSchema = Type.Object({
   maxMessageChars: Type.Integer({ minimum: 1 }),
   maxReactionChars: Type.Integer({ minimum: 1, maximum: 64 }),
   maxPinsPerConversation: Type.Integer({ minimum: 1 }),
+  typingSeconds: Type.Integer({ minimum: 1, maximum: 60 }),
+  typingPerMinute: Type.Integer({ minimum: 1 }),
   pollDefaultSeconds: Type.Number({ minimum: 0 }),
   pollMaxSeconds: Type.Number({ minimum: 0 }),
   pollBatchLimit: Type.Integer({ minimum: 1, maximum: 10_000 }),
@@ -187,6 +193,8 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     maxMessageChars: integer(env, 'MAX_MESSAGE_CHARS'),
     maxReactionChars: integer(env, 'MAX_REACTION_CHARS'),
     maxPinsPerConversation: integer(env, 'MAX_PINS_PER_CONVERSATION'),
+    typingSeconds: integer(env, 'TYPING_SECONDS'),
+    typingPerMinute: integer(env, 'TYPING_PER_MINUTE'),
     pollDefaultSeconds: integer(env, 'POLL_DEFAULT_SECONDS'),
     pollMaxSeconds: integer(env, 'POLL_MAX_SECONDS'),
     pollBatchLimit: integer(env, 'POLL_BATCH_LIMIT'),

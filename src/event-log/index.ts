@@ -36,11 +36,11 @@ import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
 import { createLogReader, type LogEntry } from './read.js'
 import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
-import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, type Appended, type ListenerOptions } from './wake-ups.js'
+import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, typingPayloads, type Appended, type ListenerOptions, type TypingNotice } from './wake-ups.js'
 
 export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
 export { render, type LogEntry } from './read.js'
-export type { Appended, Wake, WakeReason, WakeUp, Waiter } from './wake-ups.js'
+export type { Appended, TypingNotice, Wake, WakeReason, WakeUp, Waiter } from './wake-ups.js'
 
 export interface DirectSend {
   senderId: number
@@ -286,6 +286,14 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
       trx.executionPromise.then(() => listener.dispatch({ kind: 'profiles', userIds }), () => {})
     },
 
+    /**
+     * Hands an ephemeral typing notice to these users' held polls, on every process: never
+     * stored, so it moves no cursor and a poll that was not held misses it.
+     */
+    async sendTyping(notice: TypingNotice, userIds: number[]): Promise<void> {
+      for (const payload of typingPayloads(notice, userIds)) await db.raw('SELECT pg_notify(?, ?)', [channel, payload])
+    },
+
     // --- Readers ---------------------------------------------------------------------
 
     /** The position of the newest entry the user's polls can see: a new device polls from here. */
@@ -294,9 +302,9 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
     },
 
     /** Registers a poll for wake-ups (once NOTIFYs are heard); subscribe before reading. */
-    async subscribe(userId: number, sessionId: number) {
+    async subscribe(userId: number, sessionId: number, acceptsTyping = false) {
       await listener.listen()
-      return polls.subscribe(userId, sessionId)
+      return polls.subscribe(userId, sessionId, acceptsTyping)
     },
 
     read: reader.read,

@@ -4,7 +4,8 @@
 // every process. Its payload says whom to wake: `u:1@p,2@q` the polls of these users, whose
 // logs grew up to those positions, `a:` every poll (a broadcast), `r:5,6` the polls of these
 // sessions, which end (logged out); `p:1,2` wakes no poll: these users' profiles changed (for
-// the caches of src/notified-cache.ts). It carries no entries: a woken poll reads the log (a poll
+// the caches of src/notified-cache.ts); `y:<notice>|1,2` hands these users' held polls an
+// ephemeral typing notice (JSON), which is never stored and moves no cursor. It carries no entries: a woken poll reads the log (a poll
 // already past the position has nothing to read). So a lost or repeated wake-up costs one
 // read at worst, and after the LISTEN connection was lost every poll is woken to read again
 // (`missed`).
@@ -33,6 +34,16 @@ export interface Appended {
   entries: LogEntry[]
 }
 
+/** Someone is typing in a conversation of the receiver's, until `expires_at` (UNIX ms). */
+export interface TypingNotice {
+  uid: number
+  login: string
+  /** In a direct chat: the typist's uid, as the receiver names the chat. */
+  to_uid?: number
+  room_id?: number
+  expires_at: number
+}
+
 export type WakeUp =
   /** These users' logs grew, up to `ends` (positions, in the same order; Infinity: not said). */
   | { kind: 'users'; userIds: number[]; ends: number[] }
@@ -41,6 +52,8 @@ export type WakeUp =
   | { kind: 'revoked'; sessionIds: number[] }
   /** These users' own profiles changed (wakes no poll). */
   | { kind: 'profiles'; userIds: number[] }
+  /** An ephemeral typing notice for these users' held polls. */
+  | { kind: 'typing'; userIds: number[]; notice: TypingNotice }
   /** The LISTEN connection was lost or restored: any wake-up may have been missed. */
   | { kind: 'missed' }
 
@@ -73,8 +86,16 @@ export const revocationPayloads = (sessionIds: number[]) => idPayloads('r:', ses
 /** The payloads saying these users' profiles changed. */
 export const profileChangePayloads = (userIds: number[]) => idPayloads('p:', userIds)
 
+/** The payloads handing a typing notice to these users' polls (the notice is small: ids fit beside it). */
+export const typingPayloads = (notice: TypingNotice, userIds: number[]) =>
+  idPayloads('p:', userIds).map((ids) => `y:${JSON.stringify(notice)}|${ids.slice(2)}`)
+
 function decode(payload: string): WakeUp | undefined {
   if (payload.startsWith('a:')) return { kind: 'everyone' }
+  if (payload.startsWith('y:')) {
+    const bar = payload.lastIndexOf('|')
+    return { kind: 'typing', notice: JSON.parse(payload.slice(2, bar)) as TypingNotice, userIds: payload.slice(bar + 1).split(',').map(Number) }
+  }
   const items = payload.slice(2).split(',')
   if (payload.startsWith('u:')) {
     const pairs = items.map((item) => item.split('@').map(Number))
@@ -192,7 +213,7 @@ export class WakeUpListener {
   }
 }
 
-export type WakeReason = 'event' | 'timeout' | 'superseded' | 'revoked' | 'shutdown' | 'gone'
+export type WakeReason = 'event' | 'timeout' | 'superseded' | 'revoked' | 'shutdown' | 'gone' | 'typing'
 
 /** Reasons that end a poll: once given, they stick. */
 const FINAL: ReadonlySet<WakeReason> = new Set(['superseded', 'revoked', 'shutdown', 'gone'])
@@ -209,11 +230,15 @@ export interface Waiter {
    */
   wait(ms: number, cursor: number): Promise<Wake>
   wake(reason: WakeReason): void
+  /** The typing notices handed to this poll and not yet expired (each typist's latest per conversation); clears them. */
+  takeTyping(): TypingNotice[]
   close(): void
 }
 
 class HeldPoll implements Waiter {
   private pending: WakeReason | undefined
+  /** Typing notices for this poll's answer, by typist and conversation. */
+  private readonly typing = new Map<string, TypingNotice>()
   private resolve: ((wake: Wake) => void) | undefined
   private timer: ClockTimer | undefined
   /** While waiting: the position the poll has read to. */
@@ -224,7 +249,23 @@ class HeldPoll implements Waiter {
     readonly sessionId: number,
     private readonly clock: Clock,
     private readonly release: (poll: HeldPoll) => void,
+    /** Whether this poll's answer can carry typing notices (the wiki dialect's cannot). */
+    private readonly acceptsTyping: boolean,
   ) {}
+
+  /** A typing notice: kept for the answer, and the waiting poll answers now. */
+  offerTyping(notice: TypingNotice): void {
+    if (!this.acceptsTyping) return
+    this.typing.set(`${notice.uid}:${notice.room_id ?? 0}`, notice)
+    this.wake('typing')
+  }
+
+  takeTyping(): TypingNotice[] {
+    const now = this.clock.now()
+    const notices = [...this.typing.values()].filter((notice) => notice.expires_at > now)
+    this.typing.clear()
+    return notices
+  }
 
   wait(ms: number, cursor: number): Promise<Wake> {
     if (this.pending) {
@@ -294,13 +335,13 @@ export class HeldPolls {
    * between the read and the wait still wakes it. A new poll from the same session ends
    * the older one; beyond the per-user cap the oldest poll of the user ends.
    */
-  subscribe(userId: number, sessionId: number): Waiter {
+  subscribe(userId: number, sessionId: number, acceptsTyping = false): Waiter {
     let polls = this.byUser.get(userId)
     if (!polls) this.byUser.set(userId, (polls = new Set()))
     for (const other of polls) if (other.sessionId === sessionId) other.wake('superseded')
     const live = [...polls].filter((poll) => poll.sessionId !== sessionId)
     for (const oldest of live.slice(0, Math.max(0, live.length - this.maxPerUser + 1))) oldest.wake('superseded')
-    const poll = new HeldPoll(userId, sessionId, this.clock, (done) => this.release(done))
+    const poll = new HeldPoll(userId, sessionId, this.clock, (done) => this.release(done), acceptsTyping)
     polls.add(poll)
     return poll
   }
@@ -339,6 +380,9 @@ export class HeldPolls {
       }
       case 'profiles':
         return // no log grew
+      case 'typing':
+        for (const userId of wakeUp.userIds) for (const poll of this.byUser.get(userId) ?? []) poll.offerTyping(wakeUp.notice)
+        return
       case 'everyone':
       case 'missed':
         this.wakeAll('event')

@@ -310,3 +310,9 @@ export const ForwardMsgBody = Fields(
     examples: [{ msg_id: 2, to_uid: 2, client_msg_id: 'f-1' }],
   },
 )
+
+export const TypingBody = Fields(Conversation, {
+  alternatives: inConversation,
+  description: 'Where you are typing: a direct chat with a contact (`to_uid`) or a room (`room_id`).',
+  examples: [{ to_uid: 2 }],
+})

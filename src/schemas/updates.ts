@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { Fields, UnixSeconds } from './common.js'
+import { Fields, Id, UnixSeconds } from './common.js'
 import { PolledMessage } from './messages.js'
 import { Event } from '../event-log/catalogue.js'
 
@@ -21,12 +21,24 @@ export const UpdateDataBody = Fields(
   { examples: [{ cursor: 1796283288925123, timeout: 25 }] },
 )
 
+export const TypingNotice = Type.Object(
+  {
+    uid: Id('Who is typing.'),
+    login: Type.String(),
+    to_uid: Type.Optional(Id('In your direct chat with them (their uid).')),
+    room_id: Type.Optional(Id('In this room.')),
+    expires_at: Type.Integer({ minimum: 0, description: 'Until when (UNIX milliseconds), unless renewed: TYPING_SECONDS after it was sent.' }),
+  },
+  { $id: 'TypingNotice', description: 'Someone is typing in a conversation of yours.' },
+)
+
 export const UpdateDataReply = Type.Object(
   {
     server_time: UnixSeconds('The server clock at the reply.'),
     cursor: Cursor,
     msg_array: Type.Array(PolledMessage),
     events_array: Type.Array(Event),
+    typing: Type.Optional(Type.Array(TypingNotice, { description: 'Who is typing now in your conversations (ephemeral: not stored, no cursor).' })),
   },
   {
     // Alice's poll from her authorization's cursor: bob joined her room, then wrote to her.

@@ -38,7 +38,9 @@ import { addReaction, reactionsOf, removeReaction } from '../data/reactions.js'
 import { countPins, isPinned, pinMessage, unpinMessage } from '../data/pins.js'
 import { findRoom, memberIds, membersNamed, updateRoom } from '../data/rooms.js'
 import { findUserById, setReadReceipts, sharesReadReceipts } from '../data/users.js'
-import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends, ReadOnlyChannel } from '../errors.js'
+import { BadRequest, Forbidden, InvalidState, NotFound, NotFriends, ReadOnlyChannel, rateLimited } from '../errors.js'
+import { blockedEitherWay } from '../data/blocks.js'
+import { ContactStatus, getContactStatus } from '../data/contacts.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
 import type { Message } from '../schemas/messages.js'
@@ -81,7 +83,10 @@ async function attachUpload(trx: Knex.Transaction, senderId: number, message: Ou
   if (message.fileId !== undefined && !(await attachFile(trx, message.fileId, senderId))) throw new NotFound('No such file among your uploads')
 }
 
-export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Rooms) {
+export function createMessages({ db, config, eventLog, clock }: ServiceDeps, rooms: Rooms) {
+  /** When each user sent their typing notices in the last minute (this process). */
+  const typingSent = new Map<number, number[]>()
+
   function checkText(text: string) {
     if ([...text].length > config.maxMessageChars) throw new BadRequest(`Message longer than ${config.maxMessageChars} characters`)
   }
@@ -402,6 +407,38 @@ export function createMessages({ db, config, eventLog }: ServiceDeps, rooms: Roo
       })
       const through = Math.max(marks.read_through, readThrough, marks.cleared_through)
       return { unread: await unreadCount(db, userId, conversation, through) }
+    },
+
+    /**
+     * Tells the other side (a direct chat: a friend neither blocked; a room: the members,
+     * where the user may post) that the user is typing, for TYPING_SECONDS. Ephemeral:
+     * handed to held polls only, never stored. At most TYPING_PER_MINUTE per user (429).
+     */
+    async typing(userId: number, login: string, conversation: Conversation) {
+      const now = clock.now()
+      const recent = (typingSent.get(userId) ?? []).filter((at) => at > now - 60_000)
+      if (recent.length >= config.typingPerMinute) throw rateLimited(`At most ${config.typingPerMinute} typing notices per minute`, Math.ceil((recent[0] + 60_000 - now) / 1000))
+      recent.push(now)
+      typingSent.set(userId, recent)
+      const expires_at = now + config.typingSeconds * 1000
+      if (conversation.roomId !== undefined) {
+        const roomId = conversation.roomId
+        const room = await findRoom(db, roomId)
+        if (!room) throw new NotFound('No such room')
+        const role = await rooms.requireMember(db, roomId, userId)
+        if (room.channel && !isModerator(role)) throw new ReadOnlyChannel('Only the owner and moderators post in this channel')
+        const members = (await memberIds(db, roomId)).filter((id) => id !== userId)
+        await eventLog.sendTyping({ uid: userId, login, room_id: roomId, expires_at }, members)
+      } else {
+        const peerId = conversation.peerId
+        if (peerId === userId) throw new BadRequest('You cannot write to yourself')
+        if ((await getContactStatus(db, userId, peerId)) !== ContactStatus.friends || (await blockedEitherWay(db, userId, peerId))) {
+          throw new NotFriends('You can only write to accepted contacts')
+        }
+        await eventLog.sendTyping({ uid: userId, login, to_uid: userId, expires_at }, [peerId])
+      }
+      // Forget who typed long ago (bounded memory).
+      if (typingSent.size > 100_000) typingSent.clear()
     },
 
     /** Read receipts on (shown to others) or off (private). */

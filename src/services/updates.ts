@@ -28,6 +28,8 @@ export interface PollRequest {
   timeoutSeconds?: number
   /** Aborted when the client goes away. */
   signal: AbortSignal
+  /** The answer may carry typing notices (the wiki dialect's may not). */
+  typing?: boolean
 }
 
 export function createUpdates({ db, config, eventLog, sessions, clock }: ServiceDeps, presence: Presence) {
@@ -53,7 +55,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
     async poll(request: PollRequest) {
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
       const deadline = clock.now() + holdMs
-      const waiter = await eventLog.subscribe(request.userId, request.sessionId)
+      const waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
       const onGone = () => waiter.wake('gone')
       request.signal.addEventListener('abort', onGone)
       if (request.signal.aborted) onGone()
@@ -89,7 +91,9 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
         if (!read) entries = await eventLog.read(request.userId, from)
         if (entries.length > 0) await assertSessionLive(request)
         const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
-        return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries) }
+        // Typing notices ride beside the entries: never stored, they do not move the cursor.
+        const typing = waiter.takeTyping()
+        return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries), ...(typing.length > 0 ? { typing } : {}) }
       } finally {
         request.signal.removeEventListener('abort', onGone)
         waiter.close()
