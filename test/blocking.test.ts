@@ -83,6 +83,26 @@ t.test('contact requests and invitations from a blocked user are answered as usu
   t.equal((await collect(app, alice, cursor)).events.filter((e) => e.type === 'member_joined').length, 0, 'nor told')
 })
 
+t.test("in a chat they already share, the blocked user's reactions, pins and read receipts reach nobody; blocking withdraws pending requests", async (t) => {
+  const app = await build(t)
+  const [alice, bob, carol] = await Promise.all([signUp(app), signUp(app), signUp(app)])
+  await befriend(app, alice, bob)
+  const { msg_id } = await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'before' }, alice)
+  await ok(app, 'block_user', { uid: bob.uid }, alice)
+  const cursor = await drain(app, alice)
+  await ok(app, 'react', { msg_id, emoji: '👍' }, bob)
+  await ok(app, 'pin_msg', { msg_id }, bob)
+  await ok(app, 'mark_read', { to_uid: alice.uid, msg_id }, bob)
+  const told = (await collect(app, alice, cursor)).events.map((e) => e.type)
+  t.strictSame(told, [], 'alice is told of none of it')
+
+  await ok(app, 'add_contact_request', { login: carol.login }, alice)
+  await ok(app, 'block_user', { uid: carol.uid }, alice)
+  const accepted = await call(app, 'add_contact_reply', { contact_uid: alice.uid, status: 1 }, carol.token)
+  t.not(accepted.status, 200, "carol can no longer accept alice's earlier request")
+  t.notOk(((await ok(app, 'get_data', {}, alice)).contacts ?? []).some((c: Json) => c.friend_uid === carol.uid), 'and they are not contacts')
+})
+
 t.test('presence: neither sees the other once one blocked', async (t) => {
   const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000 + 250)
   const app = await build(t, { presenceSweepSeconds: 30, presenceGraceSeconds: 60 }, undefined, clock)

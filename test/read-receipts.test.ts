@@ -42,6 +42,12 @@ t.test('a direct chat: the sender is told once and history shows what was read; 
   t.strictSame(await readBy(app, alice, { to_uid: bob.uid }), [0, 0], 'nor shown any of it')
   await ok(app, 'set_read_receipts', { enabled: true }, bob)
   t.strictSame(await readBy(app, alice, { to_uid: bob.uid }), [1, 1], 'on again: his markers show')
+
+  // Marks sent at once: the pair's lock orders them, so one move, one event.
+  const third = await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'three' }, alice)
+  const mid = await drain(app, alice)
+  await Promise.all([1, 2, 3].map(() => ok(app, 'mark_read', { to_uid: alice.uid, msg_id: third.msg_id }, bob)))
+  t.equal((await collect(app, alice, mid)).events.filter((e) => e.type === 'messages_read').length, 1, 'concurrent marks: told once')
 })
 
 t.test('a room: read_by counts the members who read each message, not the sender, not private readers', async (t) => {

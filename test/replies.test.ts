@@ -60,6 +60,9 @@ t.test('a reply must answer a message of the same conversation that the sender s
   t.equal((await call(app, 'send_msg', { to_uid: carol.uid, msg: 'x', reply_to: toBob.msg_id }, alice.token)).status, 404, 'one of another conversation: 404')
   const roomId = (await ok(app, 'create_room', { name: 'Replies', type: 'public' }, alice)).room.room_id as number
   t.equal((await call(app, 'send_msg', { room_id: roomId, msg: 'x', reply_to: toBob.msg_id }, alice.token)).status, 404, 'a direct message answered in a room: 404')
+  t.equal((await call(app, 'send_msg', { to_uid: alice.uid, msg: 'x', reply_to: toBob.msg_id }, alice.token)).status, 400, "writing to yourself is send_msg's 400 first")
+  const notMember = await call(app, 'send_msg', { room_id: roomId, msg: 'x', reply_to: toBob.msg_id }, carol.token)
+  t.equal(notMember.status, 403, "a room you are not in is send_msg's 403 first")
 })
 
 t.test('a room thread: get_thread pages the replies; outsiders get 404', async (t) => {

@@ -5,6 +5,14 @@ import type { Knex } from 'knex'
 export const notBlockedSql = (a: string, b: string) =>
   `NOT EXISTS (SELECT 1 FROM blocks bl WHERE (bl.blocker_id = ${a} AND bl.blocked_id = ${b}) OR (bl.blocker_id = ${b} AND bl.blocked_id = ${a}))`
 
+/** Withdraws the contact requests pending between two users, either way (friends stay friends). */
+export async function dropPendingRequests(db: Knex, a: number, b: number): Promise<void> {
+  await db('contacts')
+    .where((q) => q.where({ owner_id: a, other_id: b }).orWhere({ owner_id: b, other_id: a }))
+    .whereNot({ status: 1 })
+    .delete()
+}
+
 /** Blocks; false when already blocked. */
 export async function addBlock(db: Knex, blockerId: number, blockedId: number): Promise<boolean> {
   const rows = await db('blocks').insert({ blocker_id: blockerId, blocked_id: blockedId }).onConflict(['blocker_id', 'blocked_id']).ignore().returning('blocked_id')

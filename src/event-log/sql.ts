@@ -173,6 +173,9 @@ export const LOCK_USERS_SQL = 'SELECT id FROM users WHERE id = ANY(?::int8[]) OR
 const directContact = (c: string, sender: string, recipient: string) =>
   `${c}.owner_id = ${sender} AND ${c}.other_id = ${recipient} AND ${notBlockedSql(sender, recipient)}`
 
+/** A forwarded copy's file: the one the forwarded message carries (which needs no owner). */
+const forwardedFile = (forwardedFrom: string, file: string) => `EXISTS (SELECT 1 FROM messages fm WHERE fm.id = ${forwardedFrom} AND fm.file_id = ${file})`
+
 // --- Direct messages: the hot path ----------------------------------------------------------
 // Both statements do, for every send: lock every sender's and recipient's log; check the
 // sender is the recipient's friend (and neither blocked the other) and, with an attachment, that the file is the sender's
@@ -189,7 +192,7 @@ const directContact = (c: string, sender: string, recipient: string) =>
 // before it (`prev`), for the held polls (see APPEND_SQL).
 
 // $1 channel, $2 sender, $3 recipient, $4 text, $5 kind, $6 client_msg_id, $7 ciphertexts, $8 file id,
-// $9 the message replied to, $10 the message forwarded (its file, checked visible, needs no owner).
+// $9 the message replied to, $10 the message forwarded (whose file, and only that, needs no owner).
 export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8, $3::int8]')}
      ), friendship AS (
        SELECT c.status FROM contacts c
@@ -204,7 +207,7 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, ciphertexts, file_id, reply_to_id, forwarded_from_id)
        SELECT $2, $3, $4, $5, $6, $7::jsonb, $8, $9::int8, $10::int8
          FROM friendship WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM earlier)
-          AND ($8::int8 IS NULL OR $10::int8 IS NOT NULL OR EXISTS (SELECT 1 FROM attached))
+          AND ($8::int8 IS NULL OR ${forwardedFile('$10::int8', '$8::int8')} OR EXISTS (SELECT 1 FROM attached))
        ON CONFLICT (sender_id, client_msg_id) DO NOTHING
        RETURNING *
      ), dialogs AS (
@@ -221,7 +224,7 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        ${wakeUsersSql('$1', 'appended', 'user_id', 'pos')}
      )
      SELECT (SELECT status FROM friendship) AS status,
-            ($8::int8 IS NULL OR $10::int8 IS NOT NULL OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
+            ($8::int8 IS NULL OR ${forwardedFile('$10::int8', '$8::int8')} OR EXISTS (SELECT 1 FROM attached)) AS file_ok,
             (SELECT count(*) FROM woken) AS woken,
             i.id AS inserted_id, ${seconds('i.created_at')} AS inserted_time,
             er.id AS earlier_id, ${seconds('er.created_at')} AS earlier_time,
@@ -248,7 +251,7 @@ export const GROUP_SEND_SQL = `WITH locked AS (${lockLogs('$1', '$2::int8[] || $
        RETURNING f.id
      ), checked AS (
        SELECT i.*, c.status, er.id AS earlier_id, er.created_at AS earlier_at,
-              (i.file_id IS NULL OR i.forwarded_from_id IS NOT NULL OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
+              (i.file_id IS NULL OR ${forwardedFile('i.forwarded_from_id', 'i.file_id')} OR i.file_id IN (SELECT id FROM attached)) AS file_ok,
               row_number() OVER (PARTITION BY i.sender_id, i.client_msg_id ORDER BY i.ord) AS copy
          FROM items i
          LEFT JOIN contacts c ON ${directContact('c', 'i.sender_id', 'i.recipient_id')}

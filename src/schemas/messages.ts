@@ -166,7 +166,7 @@ export const ReactBody = Fields(
 
 export const ReactReply = Type.Object(
   { msg_id: Id('The message.'), reactions: Type.Array(Reaction, { description: 'Its reactions now, as history shows them.' }) },
-  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }], reply_to: null, forwarded_from: null, mentioned: false, read_by: 1 }] },
+  { examples: [{ msg_id: 2, reactions: [{ emoji: '👍', count: 2, mine: true }] }] },
 )
 
 export const PinBody = Fields(

@@ -44,6 +44,7 @@ import { ContactStatus, getContactStatus } from '../data/contacts.js'
 import { isModerator, type Rooms } from './rooms.js'
 import type { Static } from 'typebox'
 import type { Message } from '../schemas/messages.js'
+import type { TypingNotice } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
 
 export interface OutgoingMessage {
@@ -97,6 +98,15 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     return [message.sender_id, message.recipient_id!]
   }
 
+  /** Who is told of what `actorId` does to a message: its audience, minus the other side of a direct chat where either blocked the other. */
+  async function toldOf(trx: Knex, message: MessageRow, actorId: number): Promise<number[]> {
+    if (message.room_id === null) {
+      const other = message.sender_id === actorId ? message.recipient_id! : message.sender_id
+      if (await blockedEitherWay(trx, actorId, other)) return [actorId]
+    }
+    return audienceOf(trx, message)
+  }
+
   /** The conversation may be read by the user: a direct chat with an existing user, or a room they belong to. */
   async function readableMarks(userId: number, conversation: Conversation) {
     if (conversation.roomId !== undefined) {
@@ -139,8 +149,9 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     if (!message || message.deleted_at || (message.room_id === null && message.recipient_id === null)) throw hidden()
     if (message.room_id === null && message.sender_id !== userId && message.recipient_id !== userId) throw hidden()
     const conversation = message.room_id !== null ? { roomId: message.room_id } : { peerId: message.sender_id === userId ? message.recipient_id! : message.sender_id }
-    const marks = await readableMarks(userId, conversation).catch(() => {
-      throw hidden()
+    const marks = await readableMarks(userId, conversation).catch((error: { statusCode?: number }) => {
+      // Not a member, no such user: the same 404. Anything else (the database away) stays what it is.
+      throw error.statusCode === 403 || error.statusCode === 404 ? hidden() : error
     })
     if (message.id <= marks.cleared_through) throw hidden()
     return message
@@ -183,6 +194,7 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     const room = await rooms.inRoomLocked(trx, roomId)
     const role = await rooms.requireMember(trx, roomId, senderId)
     if (room.channel && !isModerator(role)) throw new ReadOnlyChannel('Only the owner and moderators post in this channel')
+    if (message.replyTo !== undefined) await checkReplyTarget(senderId, { roomId }, message.replyTo)
     if (message.forwardedFrom === undefined) await attachUpload(trx, senderId, message)
     const inserted = await insertMessage(trx, { senderId, roomId, ...messageFields(message) })
     if (!inserted) return undefined
@@ -207,9 +219,9 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     async send(senderId: number, message: OutgoingMessage) {
       const conversation = conversationOf({ to_uid: message.toUid, room_id: message.roomId })
       checkText(message.text)
-      if (message.replyTo !== undefined) await checkReplyTarget(senderId, conversation, message.replyTo)
       if (message.toUid !== undefined) {
         checkDirectTarget(senderId, message)
+        if (message.replyTo !== undefined) await checkReplyTarget(senderId, conversation, message.replyTo)
         const stored = await sendDirect(senderId, message)
         return { msg_id: stored.id, time: stored.time }
       }
@@ -286,7 +298,7 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
         }
         const changed = added ? await addReaction(trx, msgId, userId, emoji) : await removeReaction(trx, msgId, userId, emoji)
         if (changed) {
-          await eventLog.append(trx, await audienceOf(trx, message), {
+          await eventLog.append(trx, await toldOf(trx, message, userId), {
             actorId: userId,
             type: 'reaction',
             payload: { msg_id: msgId, emoji, added, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
@@ -316,7 +328,7 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
         }
         const changed = pinned ? await pinMessage(trx, msgId, userId) : await unpinMessage(trx, msgId)
         if (changed) {
-          await eventLog.append(trx, await audienceOf(trx, message), {
+          await eventLog.append(trx, await toldOf(trx, message, userId), {
             actorId: userId,
             type: pinned ? 'message_pinned' : 'message_unpinned',
             payload: { msg_id: msgId, ...(message.room_id !== null ? { room_id: message.room_id } : {}) },
@@ -399,10 +411,15 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
       // mark messages still to come as read.
       const readThrough = Math.min(msgId, await lastMessageId(db, userId, conversation))
       await db.transaction(async (trx) => {
+        // A direct chat's other side is told once per move of the marker (the pair's lock
+        // orders concurrent marks), unless the reader keeps receipts private or either
+        // blocked the other.
+        const peerId = conversation.peerId
+        if (peerId !== undefined) await eventLog.lockUsers(trx, [userId, peerId])
+        const before = (await getMarks(trx, userId, conversation)).read_through
         await advanceMark(trx, userId, conversation, 'read_through', readThrough)
-        // A direct chat's other side is told, unless the reader keeps receipts private.
-        if (conversation.peerId !== undefined && readThrough > marks.read_through && (await sharesReadReceipts(trx, userId))) {
-          await eventLog.append(trx, [conversation.peerId], { type: 'messages_read', actorId: userId, payload: { through_msg_id: readThrough } })
+        if (peerId !== undefined && readThrough > before && (await sharesReadReceipts(trx, userId)) && !(await blockedEitherWay(trx, userId, peerId))) {
+          await eventLog.append(trx, [peerId], { type: 'messages_read', actorId: userId, payload: { through_msg_id: readThrough } })
         }
       })
       const through = Math.max(marks.read_through, readThrough, marks.cleared_through)
@@ -416,29 +433,33 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
      */
     async typing(userId: number, login: string, conversation: Conversation) {
       const now = clock.now()
-      const recent = (typingSent.get(userId) ?? []).filter((at) => at > now - 60_000)
-      if (recent.length >= config.typingPerMinute) throw rateLimited(`At most ${config.typingPerMinute} typing notices per minute`, Math.ceil((recent[0] + 60_000 - now) / 1000))
-      recent.push(now)
-      typingSent.set(userId, recent)
       const expires_at = now + config.typingSeconds * 1000
+      let recipients: number[]
+      let notice: TypingNotice
       if (conversation.roomId !== undefined) {
         const roomId = conversation.roomId
         const room = await findRoom(db, roomId)
         if (!room) throw new NotFound('No such room')
         const role = await rooms.requireMember(db, roomId, userId)
         if (room.channel && !isModerator(role)) throw new ReadOnlyChannel('Only the owner and moderators post in this channel')
-        const members = (await memberIds(db, roomId)).filter((id) => id !== userId)
-        await eventLog.sendTyping({ uid: userId, login, room_id: roomId, expires_at }, members)
+        recipients = (await memberIds(db, roomId)).filter((id) => id !== userId)
+        notice = { uid: userId, login, room_id: roomId, expires_at }
       } else {
         const peerId = conversation.peerId
         if (peerId === userId) throw new BadRequest('You cannot write to yourself')
         if ((await getContactStatus(db, userId, peerId)) !== ContactStatus.friends || (await blockedEitherWay(db, userId, peerId))) {
           throw new NotFriends('You can only write to accepted contacts')
         }
-        await eventLog.sendTyping({ uid: userId, login, to_uid: userId, expires_at }, [peerId])
+        recipients = [peerId]
+        notice = { uid: userId, login, to_uid: userId, expires_at }
       }
-      // Forget who typed long ago (bounded memory).
-      if (typingSent.size > 100_000) typingSent.clear()
+      // Charged once allowed: a refused notice costs nothing.
+      const recent = (typingSent.get(userId) ?? []).filter((at) => at > now - 60_000)
+      if (recent.length >= config.typingPerMinute) throw rateLimited(`At most ${config.typingPerMinute} typing notices per minute`, Math.ceil((recent[0] + 60_000 - now) / 1000))
+      recent.push(now)
+      if (typingSent.size > 100_000) typingSent.clear() // bounded memory: forget who typed
+      typingSent.set(userId, recent)
+      await eventLog.sendTyping(notice, recipients)
     },
 
     /** Read receipts on (shown to others) or off (private). */
