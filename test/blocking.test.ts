@@ -4,18 +4,12 @@
 // neither sees the other's presence; history stays; unblocking restores what the contact
 // status allows; both dialects.
 import t from 'tap'
-import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { befriend, build, call, collect, drain, poll, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, poll, signUp, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 const answer = (reply: { status: number; body: unknown }) => ({ status: reply.status, body: reply.body })
 

@@ -3,17 +3,9 @@
 // `member_reactions: false`) and leave; a public channel is found by search_rooms and
 // joined like any public room; both dialects.
 import t from 'tap'
-import type { App } from '../src/app.js'
-import { build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { build, call, collect, drain, ok, signUp, wiki } from './helper.js'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 t.test('a public channel: found and joined; the owner and moderators post, members read, react and leave', async (t) => {
   const app = await build(t)

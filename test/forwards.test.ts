@@ -8,16 +8,11 @@ import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, signUp, type TestSession, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 async function appWithFiles(t: Test) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-forwards-'))

@@ -282,3 +282,11 @@ export async function insertUsers(app: App, count: number, prefix: string): Prom
     })
     .sort((a, b) => a.uid - b.uid)
 }
+
+/** POST /<command> as `session`, failing loudly unless it answers 200; the reply's body. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Record<string, any>> {
+  const reply = await call(app, command, body, session.token)
+  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
+  return reply.body
+}

@@ -4,16 +4,11 @@
 // and direct messages mention nobody; an e-mail address is not a mention.
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { build, call, collect, drain, signUp, type TestSession } from './helper.js'
+import { build, call, collect, drain, ok, signUp, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 const dialogOf = async (app: App, user: TestSession, roomId: number) =>
   ((await ok(app, 'get_dialogs', {}, user)).dialogs as Json[]).find((dialog) => dialog.room_id === roomId)!

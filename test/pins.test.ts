@@ -5,17 +5,11 @@
 // the latest pinned first; MAX_PINS_PER_CONVERSATION at its edge; what the user cannot
 // see is the same 404 as a message that does not exist; both dialects.
 import t from 'tap'
-import type { App } from '../src/app.js'
-import { befriend, build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, signUp, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 const pinEvents = (events: Json[]) => events.filter((event) => event.type === 'message_pinned' || event.type === 'message_unpinned')
 

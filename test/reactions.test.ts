@@ -6,18 +6,13 @@
 // and "one emoji" at their edges; both dialects.
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, signUp, type TestSession, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
 const reactionEvents = (events: Json[]) => events.filter((event) => event.type === 'reaction')
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 /** How `viewer`'s history shows the message's reactions. */
 async function reactionsIn(app: App, viewer: TestSession, conversation: Json, msgId: number) {

@@ -4,16 +4,11 @@
 // is told or counted, while the reader's own unread counts work as before; both dialects.
 import t from 'tap'
 import type { App } from '../src/app.js'
-import { befriend, build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, signUp, type TestSession, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 const readBy = async (app: App, viewer: TestSession, conversation: Json) =>
   ((await ok(app, 'get_history', conversation, viewer)).messages as Json[]).map((message) => message.read_by)

@@ -5,18 +5,12 @@
 // thread view pages the replies to one message; the single and the grouped direct send
 // both store it; both dialects.
 import t from 'tap'
-import type { App } from '../src/app.js'
 import { REPLY_PREVIEW_CHARS } from '../src/event-log/sql.js'
-import { befriend, build, call, collect, drain, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, collect, drain, ok, signUp, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 t.test('a direct reply: history, search and update_data carry the original and its preview; deleted, it says so', async (t) => {
   const app = await build(t)

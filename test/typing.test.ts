@@ -6,18 +6,13 @@
 import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { befriend, build, call, drain, eventually, poll, signUp, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, drain, eventually, ok, poll, signUp, type TestSession, wiki } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
 
 const newClock = () => new ManualClock(Math.floor(Date.now() / 1000) * 1000 + 250)
 
-async function ok(app: App, command: string, body: Json, session: TestSession): Promise<Json> {
-  const reply = await call(app, command, body, session.token)
-  if (reply.status !== 200) throw new Error(`${command} failed: ${reply.status} ${JSON.stringify(reply.body)}`)
-  return reply.body as Json
-}
 
 /** Starts a long poll; resolves, once the app holds it, with the poll's answer to come. */
 async function held(app: App, session: TestSession, cursor: number): Promise<{ answer: ReturnType<typeof call> }> {
