@@ -11,6 +11,7 @@ import { containsUnstorableText, describeValidationErrors, serializerCompiler, v
 import database from './plugins/database.js'
 import eventLog from './plugins/event-log.js'
 import auth from './plugins/auth.js'
+import cors from './plugins/cors.js'
 import rateLimit from './plugins/rate-limit.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
@@ -82,6 +83,7 @@ export async function buildApp(config: Config, options: AppOptions = {}) {
   })
   await app.register(configPlugin, { config, clock: options.clock ?? systemClock })
   await app.register(errors)
+  await app.register(cors)
   await app.register(rateLimit)
   await app.register(database)
   await app.register(eventLog)

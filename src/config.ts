@@ -78,6 +78,11 @@ export const DEFAULTS = {
   ICE_SERVERS: '[]',
   /** Logins allowed to broadcast, comma-separated. */
   ADMIN_LOGINS: '',
+  /**
+   * Web origins (scheme://host[:port]) whose pages may call the API, comma-separated; `*`
+   * allows any. The server's own pages need no entry.
+   */
+  CORS_ORIGINS: '',
 } as const
 
 const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -131,6 +136,8 @@ export const ConfigSchema = Type.Object({
   iceServers: Type.Array(IceServer, { maxItems: 16 }),
   /** Lower-cased. */
   adminLogins: Type.Array(Type.String({ minLength: 1 })),
+  /** Exact origins, or `*` alone. */
+  corsOrigins: Type.Array(Type.String({ pattern: '^(\\*|https?://[^/?#\\s]+)$' }), { maxItems: 100 }),
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -166,6 +173,13 @@ function json(env: Env, name: keyof typeof DEFAULTS): unknown {
 function text(env: Env, name: keyof typeof DEFAULTS): string {
   const raw = env[name]
   return raw === undefined || raw === '' ? String(DEFAULTS[name]) : raw
+}
+
+function list(env: Env, name: keyof typeof DEFAULTS): string[] {
+  return text(env, name)
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
 }
 
 /**
@@ -217,10 +231,8 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     callSweepMs: integer(env, 'CALL_SWEEP_MS'),
     maxCallSignalBytes: integer(env, 'MAX_CALL_SIGNAL_BYTES'),
     iceServers: json(env, 'ICE_SERVERS') as Config['iceServers'],
-    adminLogins: text(env, 'ADMIN_LOGINS')
-      .split(',')
-      .map((login) => login.trim().toLowerCase())
-      .filter(Boolean),
+    adminLogins: list(env, 'ADMIN_LOGINS').map((login) => login.toLowerCase()),
+    corsOrigins: list(env, 'CORS_ORIGINS').map((origin) => origin.replace(/\/$/, '')),
   }
   return validateConfig(config)
 }
@@ -241,6 +253,9 @@ export function validateConfig(config: Config): Config {
   }
   if (config.pollDefaultSeconds > config.pollMaxSeconds) {
     throw new ConfigError('POLL_DEFAULT_SECONDS must not exceed POLL_MAX_SECONDS')
+  }
+  if (config.corsOrigins.includes('*') && config.corsOrigins.length > 1) {
+    throw new ConfigError('CORS_ORIGINS is either * or a list of origins, not both')
   }
   if (config.presenceSweepSeconds * 2 > config.presenceGraceSeconds) {
     // Else a user polling through another process could be swept offline between two records.
