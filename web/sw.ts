@@ -1,0 +1,50 @@
+// The service worker: shows a notification for each push (a direct message, a mention or a
+// call to someone not polling), and opens that conversation when it is clicked. The payload
+// is what the server sends: { type, from_uid, from_login, room_id?, room_name?, msg_id?,
+// call_id?, text? } (text only when the subscription opted in).
+/// <reference lib="webworker" />
+export {}
+declare const self: ServiceWorkerGlobalScope
+
+interface PushPayload {
+  type: 'message' | 'mention' | 'call'
+  from_uid: number
+  from_login: string
+  room_id?: number
+  room_name?: string
+  call_id?: number
+  text?: string
+}
+
+function describe(push: PushPayload): { title: string; body: string; conversation: string } {
+  const where = push.room_id ? `r${push.room_id}` : `u${push.from_uid}`
+  if (push.type === 'call') return { title: `${push.from_login} is calling`, body: 'Open Messenger to answer.', conversation: where }
+  if (push.type === 'mention') return { title: `${push.from_login} mentioned you in ${push.room_name ?? 'a room'}`, body: push.text ?? 'New mention', conversation: where }
+  return { title: push.from_login, body: push.text ?? 'New message', conversation: where }
+}
+
+self.addEventListener('install', () => void self.skipWaiting())
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()))
+
+self.addEventListener('push', (event) => {
+  let push: PushPayload
+  try {
+    push = event.data?.json() as PushPayload
+  } catch {
+    return
+  }
+  if (!push || typeof push.from_login !== 'string') return
+  const { title, body, conversation } = describe(push)
+  event.waitUntil(self.registration.showNotification(title, { body, tag: conversation, data: { conversation } }))
+})
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close()
+  const url = `/#${(event.notification.data as { conversation?: string } | null)?.conversation ?? ''}`
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window' }).then((windows) => {
+      const open = windows[0]
+      return open ? open.navigate(url).then((client) => client?.focus()) : self.clients.openWindow(url)
+    }),
+  )
+})
