@@ -15,6 +15,7 @@ import * as calls from './calls.js'
 import { getUser } from './users.js'
 import { fileRoutes } from './files.js'
 import { wikiRoute } from './wiki.js'
+import { webClient } from './web.js'
 
 export const COMMANDS: Command[] = [accounts, sessions, contacts, messages, updates, rooms, profiles, presence, keys, calls].flatMap((area) => Object.values(area))
 
@@ -23,4 +24,5 @@ export default async function routes(app: FastifyInstance) {
   app.register(wikiRoute, { commands: COMMANDS })
   app.register(getUser)
   app.register(fileRoutes)
+  app.register(webClient)
 }
