@@ -3,6 +3,7 @@
 import { Ajv } from 'ajv'
 import { Type, type Static } from 'typebox'
 import { IceServer } from './schemas/calls.js'
+import { isVapidPair, processVapidKeys, type VapidKeys } from './vapid.js'
 
 export const DEFAULTS = {
   PORT: 3000,
@@ -83,6 +84,22 @@ export const DEFAULTS = {
    * allows any. The server's own pages need no entry.
    */
   CORS_ORIGINS: '',
+  /** Web Push: whom push services may contact about this server (a mailto: or https: URL). */
+  VAPID_SUBJECT: 'mailto:admin@localhost',
+  /** Web Push subscriptions (browsers, devices) per user. */
+  MAX_PUSH_SUBSCRIPTIONS_PER_USER: 10,
+  /** How long a push service keeps a push for a device that is away. */
+  PUSH_TTL_SECONDS: 24 * 3600,
+  /** A push service's answer is awaited this long. */
+  PUSH_TIMEOUT_MS: 10_000,
+  /** A push that failed (5xx, 429, timeout, network) is tried again this many times, … */
+  PUSH_RETRIES: 3,
+  /** … first after this long, then twice as long each time. */
+  PUSH_RETRY_BASE_MS: 1000,
+  /** Pushes in flight at once, per process. */
+  PUSH_CONCURRENCY: 16,
+  /** Pushes waiting to be sent or tried again, per process; beyond this, new ones are dropped. */
+  PUSH_QUEUE_LIMIT: 10_000,
 } as const
 
 const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -138,6 +155,18 @@ export const ConfigSchema = Type.Object({
   adminLogins: Type.Array(Type.String({ minLength: 1 })),
   /** Exact origins, or `*` alone. */
   corsOrigins: Type.Array(Type.String({ pattern: '^(\\*|https?://[^/?#\\s]+)$' }), { maxItems: 100 }),
+  /** VAPID key pair, base64url: an uncompressed P-256 point (65 bytes) and its private key (32 bytes). */
+  vapidPublicKey: Type.String({ pattern: '^B[A-Za-z0-9_-]{86}$' }),
+  vapidPrivateKey: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+  vapidSubject: Type.String({ pattern: '^(mailto:[^\\s@]+@[^\\s@]+|https://[^\\s/]+\\S*)$' }),
+  maxPushSubscriptionsPerUser: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** RFC 8030 caps nothing; push services keep at most four weeks. */
+  pushTtlSeconds: Type.Integer({ minimum: 0, maximum: 28 * 24 * 3600 }),
+  pushTimeoutMs: Type.Integer({ minimum: 1 }),
+  pushRetries: Type.Integer({ minimum: 0, maximum: 10 }),
+  pushRetryBaseMs: Type.Integer({ minimum: 1 }),
+  pushConcurrency: Type.Integer({ minimum: 1, maximum: 1000 }),
+  pushQueueLimit: Type.Integer({ minimum: 1 }),
 })
 export type Config = Static<typeof ConfigSchema>
 
@@ -182,11 +211,20 @@ function list(env: Env, name: keyof typeof DEFAULTS): string[] {
     .filter(Boolean)
 }
 
+/** VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY, set together; else `kept`. */
+function vapidKeys(env: Env, kept: VapidKeys): Pick<Config, 'vapidPublicKey' | 'vapidPrivateKey'> {
+  const publicKey = env.VAPID_PUBLIC_KEY || undefined
+  const privateKey = env.VAPID_PRIVATE_KEY || undefined
+  if ((publicKey === undefined) !== (privateKey === undefined)) throw new ConfigError('VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY are set together, or neither')
+  return { vapidPublicKey: publicKey ?? kept.publicKey, vapidPrivateKey: privateKey ?? kept.privateKey }
+}
+
 /**
- * Builds the configuration from environment variables. `jwtSecret` is passed in because,
- * when JWT_SECRET is unset, the launcher keeps a generated one in DATA_DIR.
+ * Builds the configuration from environment variables. `jwtSecret` and `kept` (the VAPID
+ * pair) are passed in because, when JWT_SECRET and the VAPID keys are unset, the launcher
+ * keeps generated ones in DATA_DIR; without `kept`, a pair of this process's own.
  */
-export function configFromEnv(env: Env, jwtSecret: string): Config {
+export function configFromEnv(env: Env, jwtSecret: string, kept: VapidKeys = processVapidKeys()): Config {
   const config: Config = {
     port: integer(env, 'PORT'),
     host: text(env, 'HOST'),
@@ -233,6 +271,15 @@ export function configFromEnv(env: Env, jwtSecret: string): Config {
     iceServers: json(env, 'ICE_SERVERS') as Config['iceServers'],
     adminLogins: list(env, 'ADMIN_LOGINS').map((login) => login.toLowerCase()),
     corsOrigins: list(env, 'CORS_ORIGINS').map((origin) => origin.replace(/\/$/, '')),
+    ...vapidKeys(env, kept),
+    vapidSubject: text(env, 'VAPID_SUBJECT'),
+    maxPushSubscriptionsPerUser: integer(env, 'MAX_PUSH_SUBSCRIPTIONS_PER_USER'),
+    pushTtlSeconds: integer(env, 'PUSH_TTL_SECONDS'),
+    pushTimeoutMs: integer(env, 'PUSH_TIMEOUT_MS'),
+    pushRetries: integer(env, 'PUSH_RETRIES'),
+    pushRetryBaseMs: integer(env, 'PUSH_RETRY_BASE_MS'),
+    pushConcurrency: integer(env, 'PUSH_CONCURRENCY'),
+    pushQueueLimit: integer(env, 'PUSH_QUEUE_LIMIT'),
   }
   return validateConfig(config)
 }
@@ -253,6 +300,9 @@ export function validateConfig(config: Config): Config {
   }
   if (config.pollDefaultSeconds > config.pollMaxSeconds) {
     throw new ConfigError('POLL_DEFAULT_SECONDS must not exceed POLL_MAX_SECONDS')
+  }
+  if (!isVapidPair({ publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey })) {
+    throw new ConfigError('VAPID_PUBLIC_KEY is not the public key of VAPID_PRIVATE_KEY')
   }
   if (config.corsOrigins.includes('*') && config.corsOrigins.length > 1) {
     throw new ConfigError('CORS_ORIGINS is either * or a list of origins, not both')

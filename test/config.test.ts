@@ -5,7 +5,9 @@ import pg from 'pg'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
+import { loadConfig } from '../src/bootstrap.js'
 import { configFromEnv, ConfigError, DEFAULTS } from '../src/config.js'
+import { generateVapidKeys } from '../src/vapid.js'
 import { claimDataDir, EmbeddedDatabaseError, startEmbeddedDatabase } from '../src/embedded-database.js'
 
 const execFile = promisify(execFileCallback)
@@ -39,6 +41,66 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
   t.throws(() => configFromEnv({ WORKERS: '0' }, SECRET), { message: /workers/ })
   t.throws(() => configFromEnv({ WORKERS: '257' }, SECRET), { message: /workers/ })
   t.same(configFromEnv({ ADMIN_LOGINS: ' Root, ops ,' }, SECRET).adminLogins, ['root', 'ops'], 'ADMIN_LOGINS: trimmed, lower-cased')
+})
+
+t.test('the push settings, each at its edges', async (t) => {
+  const edges: [name: keyof typeof DEFAULTS, field: string, lowest: number, highest: number | undefined][] = [
+    ['MAX_PUSH_SUBSCRIPTIONS_PER_USER', 'maxPushSubscriptionsPerUser', 1, 1000],
+    ['PUSH_TTL_SECONDS', 'pushTtlSeconds', 0, 28 * 24 * 3600],
+    ['PUSH_TIMEOUT_MS', 'pushTimeoutMs', 1, undefined],
+    ['PUSH_RETRIES', 'pushRetries', 0, 10],
+    ['PUSH_RETRY_BASE_MS', 'pushRetryBaseMs', 1, undefined],
+    ['PUSH_CONCURRENCY', 'pushConcurrency', 1, 1000],
+    ['PUSH_QUEUE_LIMIT', 'pushQueueLimit', 1, undefined],
+  ]
+  const config = configFromEnv({}, SECRET) as unknown as Record<string, unknown>
+  for (const [name, field, lowest, highest] of edges) {
+    t.equal(config[field], DEFAULTS[name], `${name}: ${DEFAULTS[name]} unless set`)
+    t.equal((configFromEnv({ [name]: String(lowest) }, SECRET) as unknown as Record<string, unknown>)[field], lowest, `${name}: ${lowest} is allowed`)
+    t.throws(() => configFromEnv({ [name]: String(lowest - 1) }, SECRET), { message: new RegExp(field) }, `${name}: ${lowest - 1} is not`)
+    if (highest === undefined) continue
+    t.equal((configFromEnv({ [name]: String(highest) }, SECRET) as unknown as Record<string, unknown>)[field], highest, `${name}: ${highest} is allowed`)
+    t.throws(() => configFromEnv({ [name]: String(highest + 1) }, SECRET), { message: new RegExp(field) }, `${name}: ${highest + 1} is not`)
+  }
+  t.equal(configFromEnv({ VAPID_SUBJECT: 'https://chat.example.com/contact' }, SECRET).vapidSubject, 'https://chat.example.com/contact', 'VAPID_SUBJECT: an https: URL')
+  t.equal(configFromEnv({ VAPID_SUBJECT: 'mailto:ops@example.com' }, SECRET).vapidSubject, 'mailto:ops@example.com', 'or a mailto: address')
+  for (const subject of ['http://chat.example.com', 'ops@example.com', 'mailto:nobody']) {
+    t.throws(() => configFromEnv({ VAPID_SUBJECT: subject }, SECRET), { message: /vapidSubject/ }, `VAPID_SUBJECT: not ${subject}`)
+  }
+})
+
+t.test('VAPID keys: from the environment, set together and matching; else the pair given', async (t) => {
+  const [given, other] = [generateVapidKeys(), generateVapidKeys()]
+  const env = { VAPID_PUBLIC_KEY: other.publicKey, VAPID_PRIVATE_KEY: other.privateKey }
+  const fromEnv = configFromEnv(env, SECRET, given)
+  t.strictSame([fromEnv.vapidPublicKey, fromEnv.vapidPrivateKey], [other.publicKey, other.privateKey], 'the environment wins over the kept pair')
+  const kept = configFromEnv({}, SECRET, given)
+  t.strictSame([kept.vapidPublicKey, kept.vapidPrivateKey], [given.publicKey, given.privateKey], 'else the kept pair')
+  t.equal(configFromEnv({}, SECRET).vapidPublicKey, configFromEnv({}, SECRET).vapidPublicKey, 'without one, a pair of the process, the same each time')
+  t.throws(() => configFromEnv({ VAPID_PUBLIC_KEY: other.publicKey }, SECRET, given), { message: /set together/ })
+  t.throws(() => configFromEnv({ VAPID_PRIVATE_KEY: other.privateKey }, SECRET, given), { message: /set together/ })
+  t.throws(() => configFromEnv({ ...env, VAPID_PRIVATE_KEY: given.privateKey }, SECRET), { message: /not the public key of VAPID_PRIVATE_KEY/ })
+  t.throws(() => configFromEnv({ ...env, VAPID_PUBLIC_KEY: other.publicKey.slice(1) }, SECRET), { message: /vapidPublicKey/ })
+})
+
+t.test('the launcher makes the VAPID keys once into DATA_DIR (mode 0600) and every process sharing it reads the same', async (t) => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-vapid-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const env = { DATA_DIR: dataDir, JWT_SECRET: SECRET }
+  const together = await Promise.all(Array.from({ length: 4 }, () => loadConfig(env)))
+  const keys = together.map((config) => `${config.vapidPublicKey}/${config.vapidPrivateKey}`)
+  t.equal(new Set(keys).size, 1, 'four processes starting at once: one pair')
+  const file = path.join(dataDir, 'vapid-keys.json')
+  t.equal((await stat(file)).mode & 0o777, 0o600, 'readable by its owner only')
+  t.strictSame(JSON.parse(await readFile(file, 'utf8')), { publicKey: together[0].vapidPublicKey, privateKey: together[0].vapidPrivateKey })
+  t.equal((await loadConfig(env)).vapidPublicKey, together[0].vapidPublicKey, 'a restart: the same pair')
+
+  const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'messenger-vapid-env-'))
+  t.teardown(() => rm(elsewhere, { recursive: true, force: true }))
+  const pair = generateVapidKeys()
+  const config = await loadConfig({ DATA_DIR: elsewhere, JWT_SECRET: SECRET, VAPID_PUBLIC_KEY: pair.publicKey, VAPID_PRIVATE_KEY: pair.privateKey })
+  t.equal(config.vapidPublicKey, pair.publicKey, 'VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY override')
+  await t.rejects(stat(path.join(elsewhere, 'vapid-keys.json')), { code: 'ENOENT' }, 'and no pair is made then')
 })
 
 t.test('a second server on the same DATA_DIR is told the data is in use', async (t) => {

@@ -7,11 +7,14 @@ import { buildApp, type App } from '../src/app.js'
 import type { Clock, ManualClock } from '../src/clock.js'
 import { defaultConfig, type Config } from '../src/config.js'
 import { createKnex, migrate } from '../src/database.js'
+import { generateVapidKeys } from '../src/vapid.js'
 import type { Static } from 'typebox'
 import type { UpdateDataReply } from '../src/schemas/updates.js'
 import type { PolledMessage as PolledMessageSchema } from '../src/schemas/messages.js'
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789'
+/** One VAPID pair per test process: apps sharing a database share it, as processes sharing DATA_DIR do. */
+export const TEST_VAPID_KEYS = generateVapidKeys()
 
 /** npm test (test/run.ts) sets DATABASE_URL: the embedded cluster of the run, or the one given. */
 export function testDatabaseUrl(): string {
@@ -43,6 +46,8 @@ export async function createTestSchema(t: Test): Promise<TestDatabase> {
 export function testConfig(database: TestDatabase, overrides: Partial<Config> = {}): Config {
   return defaultConfig({
     jwtSecret: TEST_JWT_SECRET,
+    vapidPublicKey: TEST_VAPID_KEYS.publicKey,
+    vapidPrivateKey: TEST_VAPID_KEYS.privateKey,
     databaseUrl: database.url,
     databaseSchema: database.schema,
     logLevel: 'silent',

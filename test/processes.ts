@@ -8,7 +8,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { createTestSchema, TEST_JWT_SECRET, testDatabaseUrl, uniqueLogin } from './helper.js'
+import { createTestSchema, TEST_JWT_SECRET, TEST_VAPID_KEYS, testDatabaseUrl, uniqueLogin } from './helper.js'
 import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const PROJECT_ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)))
@@ -59,6 +59,8 @@ export async function spawnServer(t: Test, schema: string, dataDir: string, port
       DATABASE_URL: testDatabaseUrl(),
       DATABASE_SCHEMA: schema,
       JWT_SECRET: TEST_JWT_SECRET,
+      VAPID_PUBLIC_KEY: TEST_VAPID_KEYS.publicKey,
+      VAPID_PRIVATE_KEY: TEST_VAPID_KEYS.privateKey,
       PORT: String(port),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
