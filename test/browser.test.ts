@@ -1,6 +1,6 @@
 // The web client in a real Chromium (Debian's chromium, driven by playwright-core), served
 // by a listening server, two people in two browser contexts:
-// - both register; alice asks bob to be a contact, bob accepts;
+// - both register; alice asks bob to be a contact, bob accepts; alice declines carol;
 // - they chat both ways; bob sees alice typing; alice sees her message read;
 // - bob reacts and alice sees the count; alice replies to bob and he sees what she replied to;
 // - alice sends a file and bob downloads the same bytes;
@@ -123,6 +123,14 @@ if (!existsSync(CHROMIUM)) {
     const download = await downloading
     t.equal(download.suggestedFilename(), 'notes.txt')
     t.equal(await readFile((await download.path())!, 'utf8'), 'the notes, byte for byte', 'bob downloads the bytes alice sent')
+
+    // A request declined, live.
+    const carol = await signUp(app, uniqueLogin('carol'))
+    t.equal((await call(app, 'add_contact_request', { login: aliceLogin }, carol.token)).status, 200)
+    const carolsRequest = alice.getByRole('list', { name: 'Contact requests' }).getByRole('listitem', { name: carol.login })
+    await carolsRequest.getByRole('button', { name: 'Decline' }).click()
+    await carolsRequest.waitFor({ state: 'detached' })
+    t.match((await call(app, 'get_data', {}, carol.token)).body.contacts, [{ friend_login: aliceLogin, status: 2 }], 'carol\'s request reached alice live, and alice declined it')
 
     // A room with an unread count.
     await alice.getByLabel('Room name').fill('Team')

@@ -117,7 +117,7 @@ export class Chat {
         'aside',
         { class: 'sidebar' },
         h('header', {}, h('span', { class: 'me' }, this.session.login), h('button', { type: 'button', class: 'secondary', onclick: () => void this.signOut() }, 'Sign out')),
-        notificationsOffered() && h('button', { type: 'button', class: 'link', onclick: () => void this.turnOnNotifications() }, 'Enable notifications'),
+        notificationsOffered() && this.notificationsForm(),
         h(
           'form',
           { class: 'inline', onsubmit: (event: Event) => (event.preventDefault(), void this.requestContact(addContact)) },
@@ -239,8 +239,14 @@ export class Chat {
     })
   }
 
-  private async turnOnNotifications(): Promise<void> {
-    this.say(await enableNotifications(this.client))
+  private notificationsForm(): HTMLElement {
+    const withText = h('input', { id: 'push-text', type: 'checkbox' })
+    return h(
+      'div',
+      { class: 'notifications' },
+      h('button', { type: 'button', class: 'link', onclick: async () => this.say(await enableNotifications(this.client, withText.checked)) }, 'Enable notifications'),
+      h('label', { class: 'muted' }, withText, ' with message text'),
+    )
   }
 
   /** Runs a command; a refused one is explained in the status line, a lost session signs out. */

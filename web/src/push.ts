@@ -13,8 +13,11 @@ export function registerServiceWorker(): void {
   if ('serviceWorker' in navigator) void navigator.serviceWorker.register('/sw.js').catch(() => undefined)
 }
 
-/** Asks for permission, subscribes and hands the subscription to the server; says how it went. */
-export async function enableNotifications(client: Client): Promise<string> {
+/**
+ * Asks for permission, subscribes and hands the subscription to the server; says how it
+ * went. `includeText`: the pushes may carry the message's text (else only who wrote).
+ */
+export async function enableNotifications(client: Client, includeText: boolean): Promise<string> {
   if (!notificationsOffered()) return 'This browser cannot show notifications.'
   if ((await Notification.requestPermission()) !== 'granted') return 'Notifications are blocked for this site.'
   try {
@@ -24,7 +27,7 @@ export async function enableNotifications(client: Client): Promise<string> {
       (await registration.pushManager.getSubscription()) ??
       (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlBytes(publicKey) }))
     const json = subscription.toJSON()
-    await client.push_subscribe({ endpoint: subscription.endpoint, keys: { p256dh: json.keys?.p256dh ?? '', auth: json.keys?.auth ?? '' } })
+    await client.push_subscribe({ endpoint: subscription.endpoint, keys: { p256dh: json.keys?.p256dh ?? '', auth: json.keys?.auth ?? '' }, include_text: includeText })
     return 'Notifications are on.'
   } catch (error) {
     return `Notifications could not be turned on: ${error instanceof Error ? error.message : String(error)}`
