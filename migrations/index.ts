@@ -13,6 +13,7 @@ import * as replies from './009_replies.js'
 import * as mentions from './010_mentions.js'
 import * as readReceipts from './011_read_receipts.js'
 import * as forwards from './012_forwards.js'
+import * as pushSubscriptions from './013_push_subscriptions.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '010_mentions': mentions,
   '011_read_receipts': readReceipts,
   '012_forwards': forwards,
+  '013_push_subscriptions': pushSubscriptions,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

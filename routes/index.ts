@@ -12,12 +12,13 @@ import * as messages from './messages.js'
 import * as rooms from './rooms.js'
 import * as updates from './updates.js'
 import * as calls from './calls.js'
+import * as push from './push.js'
 import { getUser } from './users.js'
 import { fileRoutes } from './files.js'
 import { wikiRoute } from './wiki.js'
 import { webClient } from './web.js'
 
-export const COMMANDS: Command[] = [accounts, sessions, contacts, messages, updates, rooms, profiles, presence, keys, calls].flatMap((area) => Object.values(area))
+export const COMMANDS: Command[] = [accounts, sessions, contacts, messages, updates, rooms, profiles, presence, keys, calls, push].flatMap((area) => Object.values(area))
 
 export default async function routes(app: FastifyInstance) {
   for (const command of COMMANDS) command.register(app)

@@ -39,7 +39,7 @@ interface Schema {
 
 interface Operation {
   operationId?: string
-  requestBody?: { content: Record<string, { schema: Schema }> }
+  requestBody?: { content: Record<string, { schema: Schema; example?: unknown }> }
   parameters?: { name: string; in: string; schema: Schema }[]
   security?: unknown[]
 }
@@ -384,9 +384,11 @@ t.test('a stranger never reaches another user\'s content through an id', async (
       // A body that passes validation (else it is a 400 before authentication is reached).
       const schema = operation.requestBody.content['application/json'].schema
       const body: Json = {}
-      // Its required fields, and the first of its alternatives (to_uid or room_id, say).
+      // Its required fields, and the first of its alternatives (to_uid or room_id, say): the
+      // ids of the world, else the example's value (a push subscription's URL and keys), else a filler.
+      const example = (operation.requestBody.content['application/json'].example ?? {}) as Json
       for (const name of [...(schema.required ?? []), ...(schema.oneOf?.[0]?.required ?? [])]) {
-        body[name] = isIdField(name) ? (world.own[name]?.[0] ?? world.victim[name]?.[0]) : filler(name, schema.properties![name]!)
+        body[name] = isIdField(name) ? (world.own[name]?.[0] ?? world.victim[name]?.[0]) : (example[name] ?? filler(name, schema.properties![name]!))
       }
       const session = { uid: a.uid, session_key: a.session_key }
       const withBToken = await call(app, command, { ...body, session: { ...session, token: b.token } })

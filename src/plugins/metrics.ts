@@ -1,7 +1,7 @@
 // Operations: GET /healthz (the process is up), GET /readyz (the database answers) and
 // Prometheus metrics at GET /metrics: request rates and latencies per route, held polls,
-// event-log delivery lag, the database pool, the grouping of direct sends, plus Node's
-// own (memory, CPU, event loop).
+// event-log delivery lag, the database pool, the grouping of direct sends, web pushes,
+// plus Node's own (memory, CPU, event loop).
 // Hidden from the OpenAPI document: they are for operators, not clients.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
@@ -101,6 +101,15 @@ export default fp(
       'messenger_presence_seen_total',
       'Users recorded as seen by those groups; divided by the groups, the mean group size',
       () => app.services.presence.stats().items,
+    )
+    const pushes = () => app.services.push.stats()
+    serviceCounter('messenger_pushes_sent_total', 'Web pushes the push services accepted', () => pushes().sent)
+    serviceCounter('messenger_pushes_failed_total', 'Web pushes given up on (refused, or failing after PUSH_RETRIES retries)', () => pushes().failed)
+    serviceCounter('messenger_pushes_dropped_total', 'Web pushes dropped unsent because PUSH_QUEUE_LIMIT were waiting', () => pushes().dropped)
+    serviceCounter(
+      'messenger_push_subscriptions_removed_total',
+      'Push subscriptions removed because their push service answered 404 or 410',
+      () => pushes().removed,
     )
     const deliveryLag = new Histogram({
       name: 'messenger_event_delivery_lag_seconds',

@@ -9,6 +9,7 @@ import { CLEANUP_INTERVAL_MS, createFiles } from '../services/files.js'
 import { createCalls } from '../services/calls.js'
 import { createMessages } from '../services/messages.js'
 import { createPresence } from '../services/presence.js'
+import { createPush } from '../services/push.js'
 import { createProfiles } from '../services/profiles.js'
 import { createRooms } from '../services/rooms.js'
 import { createUpdates } from '../services/updates.js'
@@ -21,6 +22,7 @@ function createServices(deps: ServiceDeps, fileStore: FileStore) {
   const rooms = createRooms(deps)
   const verification = createVerification(deps)
   const presence = createPresence(deps)
+  const push = createPush(deps, presence)
   return {
     accounts: createAccounts(deps, verification),
     verification,
@@ -28,11 +30,12 @@ function createServices(deps: ServiceDeps, fileStore: FileStore) {
     contacts: createContacts(deps),
     blocks: createBlocks(deps),
     rooms,
-    messages: createMessages(deps, rooms),
+    messages: createMessages(deps, rooms, push),
     presence,
+    push,
     keys: createKeys(deps),
     files: createFiles(deps, fileStore),
-    calls: createCalls(deps, presence),
+    calls: createCalls(deps, presence, push),
     updates: createUpdates(deps, presence),
   }
 }
@@ -71,7 +74,10 @@ export default fp(
     app.addHook('onReady', async () => {
       stops.push(...jobs.map((job) => startPeriodic(clock, job, onFailure)))
     })
-    app.addHook('onClose', async () => stops.forEach((stop) => stop()))
+    app.addHook('onClose', async () => {
+      stops.forEach((stop) => stop())
+      services.push.close()
+    })
   },
   { name: 'services', dependencies: ['database', 'event-log', 'auth', 'mailer', 'file-store'] },
 )

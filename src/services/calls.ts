@@ -15,10 +15,11 @@ import { BadRequest, InvalidState, NotFound, NotFriends } from '../errors.js'
 import type { NewEvent } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
+import type { PushService } from './push.js'
 
 export type CallOutcome = 'ringing' | 'busy' | 'offline'
 
-export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presence: Presence) {
+export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presence: Presence, push: Pick<PushService, 'notify'>) {
   const ringMs = config.callRingSeconds * 1000
 
   function checkSignal(payload: unknown, what: string): void {
@@ -75,7 +76,7 @@ export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presen
     /**
      * Calls a friend. `ringing`: the callee got `call_request`. `busy`: either is in a call
      * already (the caller gets `call_busy`). `offline`: the callee has no live poll (the
-     * caller gets `call_offline`, the callee `call_missed`).
+     * caller gets `call_offline`, the callee `call_missed` and, once committed, a push).
      */
     async call(callerId: number, calleeId: number, offer?: unknown) {
       if (callerId === calleeId) throw new BadRequest('You cannot call yourself')
@@ -83,7 +84,7 @@ export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presen
       const reachable = await presence.hasLivePoll(calleeId)
       // Calling is a sign of life: the caller counts as seen (and online) from now on.
       await presence.seen(callerId)
-      return db.transaction(async (trx) => {
+      const placed = await db.transaction(async (trx) => {
         await eventLog.lockUsers(trx, [callerId, calleeId])
         // Blocked either way: the answer a non-friend gets.
         if ((await getContactStatus(trx, callerId, calleeId)) !== ContactStatus.friends || (await blockedEitherWay(trx, callerId, calleeId))) {
@@ -109,6 +110,8 @@ export function createCalls({ db, config, eventLog, clock }: ServiceDeps, presen
         }
         return { call_id: callId, status: outcome, ring_seconds: config.callRingSeconds }
       })
+      if (placed.status === 'offline') push.notify([calleeId], { type: 'call', fromUid: callerId, callId: placed.call_id })
+      return placed
     },
 
     /** The callee answers: the caller gets `call_accepted` with the answer; both get the relays. */

@@ -46,6 +46,7 @@ import type { Static } from 'typebox'
 import type { Message } from '../schemas/messages.js'
 import type { TypingNotice } from '../event-log/index.js'
 import type { ServiceDeps } from './deps.js'
+import type { PushService } from './push.js'
 
 export interface OutgoingMessage {
   toUid?: number
@@ -84,7 +85,7 @@ async function attachUpload(trx: Knex.Transaction, senderId: number, message: Ou
   if (message.fileId !== undefined && !(await attachFile(trx, message.fileId, senderId))) throw new NotFound('No such file among your uploads')
 }
 
-export function createMessages({ db, config, eventLog, clock }: ServiceDeps, rooms: Rooms) {
+export function createMessages({ db, config, eventLog, clock }: ServiceDeps, rooms: Rooms, push: Pick<PushService, 'notify'>) {
   /** When each user sent their typing notices in the last minute (this process). */
   const typingSent = new Map<number, number[]>()
 
@@ -200,9 +201,10 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     if (!inserted) return undefined
     const recipients = (await memberIds(trx, roomId)).filter((id) => id !== senderId)
     // Before the append, so that the entries the members' polls are handed say they were mentioned.
-    await insertMentions(trx, inserted.id, await mentionedMembers(trx, roomId, senderId, recipients, message.text))
+    const mentioned = await mentionedMembers(trx, roomId, senderId, recipients, message.text)
+    await insertMentions(trx, inserted.id, mentioned)
     await eventLog.appendMessage(trx, recipients, senderId, inserted.id)
-    return inserted
+    return { inserted, mentioned, room }
   }
 
   /** A direct message: the hot path, group-committed with concurrent ones (src/event-log/). */
@@ -212,6 +214,7 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
     if (sent.outcome === 'not_friends') throw new NotFriends('You can only write to accepted contacts')
     if (sent.outcome === 'no_file') throw new NotFound('No such file among your uploads')
     if (sent.outcome === 'raced') return (await findMessageByClientId(db, senderId, message.clientMsgId!))!
+    if (sent.outcome === 'sent') push.notify([message.toUid!], { type: 'message', fromUid: senderId, msgId: sent.id, text: message.text })
     return { id: sent.id, time: sent.time }
   }
 
@@ -225,14 +228,20 @@ export function createMessages({ db, config, eventLog, clock }: ServiceDeps, roo
         const stored = await sendDirect(senderId, message)
         return { msg_id: stored.id, time: stored.time }
       }
+      let sent: Awaited<ReturnType<typeof sendToRoom>>
       const stored = await db.transaction(async (trx) => {
         if (message.clientMsgId !== undefined) {
           const earlier = await findMessageByClientId(trx, senderId, message.clientMsgId)
           if (earlier) return earlier
         }
+        sent = await sendToRoom(trx, senderId, message)
         // Lost a race with a retry that used the same client_msg_id: answer with its message.
-        return (await sendToRoom(trx, senderId, message)) ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
+        return sent?.inserted ?? (await findMessageByClientId(trx, senderId, message.clientMsgId!))!
       })
+      if (sent) {
+        const { inserted, mentioned, room } = sent
+        push.notify(mentioned, { type: 'mention', fromUid: senderId, roomId: room.id, roomName: room.name, msgId: inserted.id, text: message.text })
+      }
       return { msg_id: stored.id, time: stored.time }
     },
 

@@ -69,6 +69,10 @@ export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
 
   const record = (seen: Map<number, number>) => Promise.all([...seen].map((item) => seenGroups.submit(item)))
 
+  // The two halves of the live-poll rule (hasLivePoll), for those who check many users at once.
+  const pollHeldHere = (userId: number) => eventLog.polls.holdsPollOf(userId)
+  const livePollSince = () => clock.now() - 2 * sweepMs
+
   return {
     /** For /metrics: the groups that recorded users as seen, and the users they carried. */
     stats: () => seenGroups.stats,
@@ -104,14 +108,18 @@ export function createPresence({ db, config, eventLog, clock }: ServiceDeps) {
     friends: (userId: number) => friendsPresence(db, userId),
 
     /**
-     * Whether the user has a live poll: held in this process, or recorded by any process
-     * within two sweeps (a held poll is recorded at every sweep of its process).
+     * Whether the user has a live poll: held in this process (pollHeldHere), or recorded by
+     * any process within two sweeps (seen at or after livePollSince(): a held poll is
+     * recorded at every sweep of its process).
      */
     async hasLivePoll(userId: number): Promise<boolean> {
-      if (eventLog.polls.holdsPollOf(userId)) return true
+      if (pollHeldHere(userId)) return true
       const seen = await lastSeenMs(db, userId)
-      return seen !== null && seen >= clock.now() - 2 * sweepMs
+      return seen !== null && seen >= livePollSince()
     },
+
+    pollHeldHere,
+    livePollSince,
   }
 }
 
