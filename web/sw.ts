@@ -1,5 +1,5 @@
 // The service worker: shows a notification for each push (a direct message, a mention or a
-// call to someone not polling), and opens that conversation when it is clicked. The payload
+// missed call, for someone not polling), and opens that conversation when it is clicked. The payload
 // is what the server sends: { type, from_uid, from_login, room_id?, room_name?, msg_id?,
 // call_id?, text? } (text only when the subscription opted in).
 /// <reference lib="webworker" />
@@ -18,7 +18,8 @@ interface PushPayload {
 
 function describe(push: PushPayload): { title: string; body: string; conversation: string } {
   const where = push.room_id ? `r${push.room_id}` : `u${push.from_uid}`
-  if (push.type === 'call') return { title: `${push.from_login} is calling`, body: 'Open Messenger to answer.', conversation: where }
+  // A call reaches the server's push only when nobody answered it in time: it was missed.
+  if (push.type === 'call') return { title: `Missed call from ${push.from_login}`, body: 'Open Messenger to call back.', conversation: where }
   if (push.type === 'mention') return { title: `${push.from_login} mentioned you in ${push.room_name ?? 'a room'}`, body: push.text ?? 'New mention', conversation: where }
   return { title: push.from_login, body: push.text ?? 'New message', conversation: where }
 }
