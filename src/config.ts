@@ -270,7 +270,8 @@ export function configFromEnv(env: Env, jwtSecret: string, kept: VapidKeys = pro
     maxCallSignalBytes: integer(env, 'MAX_CALL_SIGNAL_BYTES'),
     iceServers: json(env, 'ICE_SERVERS') as Config['iceServers'],
     adminLogins: list(env, 'ADMIN_LOGINS').map((login) => login.toLowerCase()),
-    corsOrigins: list(env, 'CORS_ORIGINS').map((origin) => origin.replace(/\/$/, '')),
+    // Browsers send the Origin header's scheme and host in lower case.
+    corsOrigins: list(env, 'CORS_ORIGINS').map((origin) => origin.replace(/\/$/, '').toLowerCase()),
     ...vapidKeys(env, kept),
     vapidSubject: text(env, 'VAPID_SUBJECT'),
     maxPushSubscriptionsPerUser: integer(env, 'MAX_PUSH_SUBSCRIPTIONS_PER_USER'),

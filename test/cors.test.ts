@@ -89,7 +89,7 @@ t.test('CORS_ORIGINS=* allows any origin', async (t) => {
 })
 
 t.test('CORS_ORIGINS is checked at boot', async (t) => {
-  t.same(configFromEnv({ CORS_ORIGINS: ' https://a.example.test/ , http://127.0.0.1:5173' }, TEST_JWT_SECRET).corsOrigins, ['https://a.example.test', 'http://127.0.0.1:5173'], 'listed, trimmed, a trailing slash dropped')
+  t.same(configFromEnv({ CORS_ORIGINS: ' https://A.Example.test/ , http://127.0.0.1:5173' }, TEST_JWT_SECRET).corsOrigins, ['https://a.example.test', 'http://127.0.0.1:5173'], 'listed, trimmed, lower-cased as browsers send it, a trailing slash dropped')
   for (const bad of ['a.example.test', 'https://a.example.test/app', 'ftp://a.example.test', '*,https://a.example.test']) {
     t.throws(() => configFromEnv({ CORS_ORIGINS: bad }, TEST_JWT_SECRET), ConfigError, `"${bad}" is refused`)
   }

@@ -98,7 +98,12 @@ export interface UpdatesOptions {
 
 /** The long-poll's iterator: `for await (const update of client.updates())`. */
 export interface Updates extends AsyncIterable<Update> {
-  /** The latest cursor it holds: where a new iterator would resume. Unset before the first reply when started without one. */
+  /**
+   * The cursor of the latest reply: where its next poll starts. It runs ahead of the updates
+   * not yet yielded from that reply; to resume after a stop mid-reply without losing any,
+   * keep the last handled `update.cursor` instead. Unset before the first reply when
+   * started without one.
+   */
   readonly cursor: number | undefined
   next(): Promise<IteratorResult<Update, undefined>>
   /** Stops it: a poll in flight is aborted. */
