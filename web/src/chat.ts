@@ -6,9 +6,9 @@
 // message out twice, and messages are kept by msg_id, so the overlap between a history page
 // and the poll after a reload or a reconnect shows each message once.
 import { ApiError, type Client, type Update } from '../../sdk/src/index.js'
-import { fill, h } from './dom.js'
+import { byId, fill, h, UNREACHABLE } from './dom.js'
 import { renderMessage, type MessageActions, type ShownMessage, type ShownReaction } from './message-view.js'
-import { enableNotifications, notificationsOffered } from './push.js'
+import { disableNotifications, enableNotifications, notificationsOffered } from './push.js'
 import { saveSession, type SavedSession } from './session.js'
 
 type Key = string
@@ -19,17 +19,23 @@ interface Conversation {
   title: string
   target: Target
   unread: number
-  room?: { owner_uid: number; role: string }
+  /** The newest msg_id the unread count already includes (a poll replaying it adds nothing). */
+  latest: number
 }
+
+/** A contact's status as I see it (the protocol's numbers). */
+const CONTACT = { outgoing: 0, friends: 1, denied: 2, incoming: 3 } as const
 
 interface Contact {
   uid: number
   login: string
-  /** 0 outgoing request, 1 friends, 2 denied, 3 incoming request. */
   status: number
 }
 
+/** Messages per history page; older pages load when the log is scrolled to the top. */
 const HISTORY_PAGE = 30
+/** Dialogs per get_dialogs page (the most it allows). */
+const DIALOGS_PAGE = 100
 /** Typing notices go out at most this often while the user types. */
 const TYPING_EVERY_MS = 3000
 /** A typing notice shows this long unless renewed (the server's TYPING_SECONDS is the same order). */
@@ -95,8 +101,9 @@ export class Chat {
     this.renderFrame()
     await this.refresh()
     void this.listen()
-    const wanted = decodeURIComponent(location.hash.slice(1))
-    if (this.conversations.has(wanted)) await this.openConversation(this.conversations.get(wanted)!)
+    const wanted = this.conversations.get(location.hash.slice(1))
+    if (wanted) await this.openConversation(wanted)
+    else byId('add-contact').focus()
   }
 
   /** Ends the long-poll and the timers: on sign-out, or when the session is refused. */
@@ -145,28 +152,40 @@ export class Chat {
     this.notice.textContent = text
   }
 
+  /** Every dialog, page by page. */
+  private async allDialogs() {
+    const dialogs = []
+    for (let offset = 0; ; offset += DIALOGS_PAGE) {
+      const page = await this.client.get_dialogs({ offset, count: DIALOGS_PAGE })
+      dialogs.push(...page.dialogs)
+      if (page.dialogs.length < DIALOGS_PAGE || dialogs.length >= page.total) return dialogs
+    }
+  }
+
   /** Contacts, rooms and dialogs (with their unread counts), from the server. */
   private async refresh(): Promise<void> {
-    const [data, rooms, dialogs] = await Promise.all([this.client.get_data({}), this.client.my_rooms({}), this.client.get_dialogs({ count: 100 })])
+    const [data, rooms, dialogs] = await Promise.all([this.client.get_data({}), this.client.my_rooms({}), this.allDialogs()])
     this.contacts = (data.contacts ?? []).map((c) => ({ uid: c.friend_uid, login: c.friend_login, status: c.status }))
     const seen = new Set<Key>()
-    const upsert = (target: Target, title: string, unread?: number, room?: Conversation['room']) => {
+    const upsert = (target: Target, title: string) => {
       const key = keyOf(target)
       seen.add(key)
       const known = this.conversations.get(key)
-      if (known) {
-        known.title = title
-        if (unread !== undefined) known.unread = key === this.open?.key ? 0 : unread
-        if (room) known.room = room
-      } else {
-        this.conversations.set(key, { key, title, target, unread: unread ?? 0, room })
-      }
+      if (known) known.title = title
+      else this.conversations.set(key, { key, title, target, unread: 0, latest: 0 })
     }
-    for (const contact of this.contacts) if (contact.status === 1) upsert({ to_uid: contact.uid }, contact.login)
-    for (const room of rooms.rooms) upsert({ room_id: room.room_id }, room.name, undefined, { owner_uid: room.owner_uid, role: String(room.role) })
-    for (const dialog of dialogs.dialogs) {
+    for (const contact of this.contacts) if (contact.status === CONTACT.friends) upsert({ to_uid: contact.uid }, contact.login)
+    for (const room of rooms.rooms) upsert({ room_id: room.room_id }, room.name)
+    for (const dialog of dialogs) {
       const target: Target | undefined = dialog.room_id ? { room_id: dialog.room_id } : dialog.to_uid ? { to_uid: dialog.to_uid } : undefined
-      if (target && seen.has(keyOf(target))) upsert(target, this.conversations.get(keyOf(target))!.title, dialog.unread)
+      const conversation = target && this.conversations.get(keyOf(target))
+      if (!conversation || !seen.has(conversation.key)) continue
+      const latest = dialog.last_message?.msg_id ?? 0
+      // A count older than what the poll already told is stale: keep the newer one.
+      if (latest >= conversation.latest) {
+        conversation.unread = conversation === this.open ? 0 : dialog.unread
+        conversation.latest = latest
+      }
     }
     for (const key of [...this.conversations.keys()]) if (!seen.has(key)) this.conversations.delete(key)
     if (this.open && !this.conversations.has(this.open.key)) this.closeConversation()
@@ -177,15 +196,15 @@ export class Chat {
     fill(
       this.requests,
       this.contacts
-        .filter((c) => c.status === 3 || c.status === 0)
+        .filter((c) => c.status === CONTACT.incoming || c.status === CONTACT.outgoing)
         .map((contact) =>
-          contact.status === 3
+          contact.status === CONTACT.incoming
             ? h(
                 'li',
                 { 'aria-label': contact.login },
                 h('span', {}, contact.login),
-                h('button', { type: 'button', onclick: () => void this.answerRequest(contact, 1) }, 'Accept'),
-                h('button', { type: 'button', class: 'secondary', onclick: () => void this.answerRequest(contact, 2) }, 'Decline'),
+                h('button', { type: 'button', onclick: () => void this.answerRequest(contact, CONTACT.friends) }, 'Accept'),
+                h('button', { type: 'button', class: 'secondary', onclick: () => void this.answerRequest(contact, CONTACT.denied) }, 'Decline'),
               )
             : h('li', { 'aria-label': contact.login, class: 'muted' }, `${contact.login}: waiting for an answer`),
         ),
@@ -199,9 +218,9 @@ export class Chat {
           { 'aria-label': conversation.title },
           h(
             'button',
-            { type: 'button', class: 'conversation-item', 'aria-current': conversation.key === this.open?.key ? 'true' : false, onclick: () => void this.openConversation(conversation) },
+            { type: 'button', class: 'conversation-item', 'aria-current': conversation.key === this.open?.key ? 'true' : false, onclick: () => void this.attempt(() => this.openConversation(conversation)) },
             h('span', {}, 'room_id' in conversation.target ? `# ${conversation.title}` : conversation.title),
-            conversation.unread > 0 && h('span', { class: 'badge', 'aria-label': `${conversation.unread} unread` }, conversation.unread),
+            conversation.unread > 0 && [h('span', { class: 'badge', 'aria-hidden': 'true' }, conversation.unread), h('span', { class: 'visually-hidden' }, `${conversation.unread} unread`)],
           ),
         ),
       ),
@@ -219,10 +238,10 @@ export class Chat {
     })
   }
 
-  private async answerRequest(contact: Contact, status: 1 | 2): Promise<void> {
+  private async answerRequest(contact: Contact, status: typeof CONTACT.friends | typeof CONTACT.denied): Promise<void> {
     await this.attempt(async () => {
       await this.client.add_contact_reply({ contact_uid: contact.uid, status })
-      this.say(status === 1 ? `${contact.login} is now a contact.` : `Declined ${contact.login}.`)
+      this.say(status === CONTACT.friends ? `${contact.login} is now a contact.` : `Declined ${contact.login}.`)
       await this.refresh()
     })
   }
@@ -255,11 +274,13 @@ export class Chat {
       await action()
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return this.sessionEnded()
-      this.say(error instanceof ApiError ? error.message : 'The server cannot be reached. Try again.')
+      this.say(error instanceof ApiError ? error.message : UNREACHABLE)
     }
   }
 
   private async signOut(): Promise<void> {
+    // This browser's pushes were for this user: the next one to sign in must not get them.
+    await disableNotifications(this.client)
     await this.client.logout({}).catch(() => undefined)
     this.sessionEnded()
   }
@@ -272,7 +293,7 @@ export class Chat {
   // -------------------------------------------------------------------------------------
   // The open conversation
 
-  private readonly log = h('div', { role: 'log', 'aria-label': 'Messages', class: 'log', tabindex: 0, onscroll: () => void this.maybeLoadOlder() })
+  private readonly log = h('div', { role: 'log', 'aria-label': 'Messages', class: 'log', tabindex: 0, onscroll: () => void this.attempt(() => this.maybeLoadOlder()) })
   private readonly typingLine = h('p', { class: 'typing', 'aria-live': 'polite' })
   private readonly replyLine = h('div', { class: 'replying' })
   private readonly messageBox = h('textarea', { id: 'message', name: 'message', rows: 2, maxlength: 4096, oninput: () => this.typed(), onkeydown: (event: KeyboardEvent) => this.composerKey(event) })
@@ -306,8 +327,8 @@ export class Chat {
         { class: 'composer', onsubmit: (event: Event) => (event.preventDefault(), void this.send()) },
         h('label', { for: 'message', class: 'visually-hidden' }, 'Message'),
         this.messageBox,
-        h('label', { for: 'attach', class: 'button secondary' }, 'Attach file'),
         this.fileInput,
+        h('label', { for: 'attach', class: 'button secondary' }, 'Attach file'),
         h('button', { type: 'submit' }, 'Send'),
       ),
     )
@@ -330,7 +351,7 @@ export class Chat {
   }
 
   private inviteForm(roomId: number): HTMLElement {
-    const friends = this.contacts.filter((c) => c.status === 1)
+    const friends = this.contacts.filter((c) => c.status === CONTACT.friends)
     const select = h('select', { id: 'invite', 'aria-label': 'Contact to invite' }, friends.map((c) => h('option', { value: c.uid }, c.login)))
     return h(
       'form',
@@ -371,6 +392,8 @@ export class Chat {
     const conversation = this.open
     const oldest = Math.min(...this.messages.keys())
     this.loadingOlder = true
+    // Older messages are not news: a screen reader should not read them out as they arrive.
+    this.log.setAttribute('aria-busy', 'true')
     try {
       const page = await this.client.get_history({ ...conversation.target, before: oldest, count: HISTORY_PAGE })
       if (this.open !== conversation) return
@@ -380,6 +403,7 @@ export class Chat {
       this.log.scrollTop = this.log.scrollHeight - from
     } finally {
       this.loadingOlder = false
+      this.log.removeAttribute('aria-busy')
     }
   }
 
@@ -404,7 +428,8 @@ export class Chat {
   }
 
   private composerKey(event: KeyboardEvent): void {
-    if (event.key === 'Enter' && !event.shiftKey) {
+    // Enter sends; Shift+Enter is a new line; Enter that ends an input method's composition is not a send.
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault()
       void this.send()
     }
@@ -475,6 +500,17 @@ export class Chat {
     })
   }
 
+  private async reloadReactions(msgId: number): Promise<void> {
+    const conversation = this.open
+    if (!conversation) return
+    const page = await this.client.get_history({ ...conversation.target, after: msgId - 1, count: 1 }).catch(() => undefined)
+    const fresh = page?.messages.find((m) => m.msg_id === msgId)
+    const message = this.messages.get(msgId)
+    if (!fresh || !message || this.open !== conversation) return
+    message.reactions = fresh.reactions ?? []
+    this.rerender(message)
+  }
+
   private renderTyping(): void {
     const who = this.open && this.typing.get(this.open.key)
     this.typingLine.textContent = who ? `${who.login} is typing…` : ''
@@ -510,7 +546,7 @@ export class Chat {
     this.stopTyping(key)
     let conversation = this.conversations.get(key)
     if (!conversation) {
-      conversation = { key, title: polled.room_id ? `room ${polled.room_id}` : polled.sender_login, target, unread: 0 }
+      conversation = { key, title: polled.room_id ? `room ${polled.room_id}` : polled.sender_login, target, unread: 0, latest: 0 }
       this.conversations.set(key, conversation)
       void this.refresh().catch(() => undefined)
     }
@@ -519,9 +555,11 @@ export class Chat {
       this.addMessages([shown(polled)])
       if (atBottom) this.log.scrollTop = this.log.scrollHeight
       void this.markRead()
-    } else if (polled.sender_uid !== this.session.uid) {
+    } else if (polled.sender_uid !== this.session.uid && polled.msg_id > conversation.latest) {
+      // After a reload the poll replays what get_dialogs already counted: count it once.
       conversation.unread++
     }
+    conversation.latest = Math.max(conversation.latest, polled.msg_id)
     this.renderSidebar()
   }
 
@@ -552,20 +590,11 @@ export class Chat {
         }
         return
       }
-      case 'reaction': {
-        const message = this.messages.get(event.msg_id)
-        if (!message || event.ruid === this.session.uid) return
-        const reaction = message.reactions.find((r) => r.emoji === event.emoji)
-        if (event.added) {
-          if (reaction) reaction.count++
-          else message.reactions.push({ emoji: event.emoji, count: 1, mine: false })
-        } else if (reaction) {
-          reaction.count--
-          if (reaction.count <= 0) message.reactions = message.reactions.filter((r) => r !== reaction)
-        }
-        this.rerender(message)
+      case 'reaction':
+        // Read the counts again rather than add to them: after a reload the poll replays
+        // changes the history page already counted.
+        if (this.messages.has(event.msg_id)) void this.reloadReactions(event.msg_id)
         return
-      }
       case 'message_edited': {
         const message = this.messages.get(event.msg_id)
         if (!message) return

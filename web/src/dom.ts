@@ -20,6 +20,9 @@ export function fill(parent: Element, ...children: (Child | Child[])[]): void {
   parent.replaceChildren(...children.flat().filter((child): child is Node | string => child !== false && child !== null && child !== undefined && typeof child !== 'number'))
 }
 
+/** What the page says when a request found no server. */
+export const UNREACHABLE = 'The server cannot be reached. Try again.'
+
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const element = document.getElementById(id)
   if (!element) throw new Error(`#${id} is missing from the page`)

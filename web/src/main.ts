@@ -1,7 +1,7 @@
 // The web client's entry: signed in (a saved session) opens the chat, else the sign-in form.
 import { ApiError, createClient } from '../../sdk/src/index.js'
 import { Chat } from './chat.js'
-import { byId, fill, h } from './dom.js'
+import { byId, fill, h, UNREACHABLE } from './dom.js'
 import { registerServiceWorker } from './push.js'
 import { forgetSession, loadSession, saveSession, type SavedSession } from './session.js'
 import { showSignIn } from './sign-in.js'
@@ -23,7 +23,8 @@ function signedIn(session: SavedSession): void {
     chat.stop()
     // The saved session is gone (logged out elsewhere, expired): sign in again.
     if (error instanceof ApiError && error.status === 401) return signedOut()
-    fill(root, h('p', { role: 'alert', class: 'empty' }, 'The server cannot be reached. ', h('button', { type: 'button', onclick: () => signedIn(session) }, 'Retry')))
+    const why = error instanceof ApiError ? error.message : UNREACHABLE
+    fill(root, h('p', { role: 'alert', class: 'empty' }, `${why} `, h('button', { type: 'button', onclick: () => signedIn(session) }, 'Retry')))
   })
 }
 

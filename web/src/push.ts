@@ -23,15 +23,36 @@ export async function enableNotifications(client: Client, includeText: boolean):
   try {
     const registration = await navigator.serviceWorker.ready
     const { public_key: publicKey } = await client.get_push_key({})
-    const subscription =
-      (await registration.pushManager.getSubscription()) ??
-      (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlBytes(publicKey) }))
+    const key = base64UrlBytes(publicKey)
+    let subscription = await registration.pushManager.getSubscription()
+    // Made with another server key (the server's keys changed): it can no longer be pushed to.
+    if (subscription && !sameBytes(subscription.options.applicationServerKey, key)) {
+      await subscription.unsubscribe()
+      subscription = null
+    }
+    subscription ??= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key })
     const json = subscription.toJSON()
     await client.push_subscribe({ endpoint: subscription.endpoint, keys: { p256dh: json.keys?.p256dh ?? '', auth: json.keys?.auth ?? '' }, include_text: includeText })
     return 'Notifications are on.'
   } catch (error) {
     return `Notifications could not be turned on: ${error instanceof Error ? error.message : String(error)}`
   }
+}
+
+/** Ends this browser's subscription, here and on the server (at sign-out). */
+export async function disableNotifications(client: Client): Promise<void> {
+  if (!notificationsOffered()) return
+  const registration = await navigator.serviceWorker.getRegistration()
+  const subscription = await registration?.pushManager.getSubscription()
+  if (!subscription) return
+  await client.push_unsubscribe({ endpoint: subscription.endpoint }).catch(() => undefined)
+  await subscription.unsubscribe().catch(() => undefined)
+}
+
+function sameBytes(a: ArrayBuffer | null, b: Uint8Array): boolean {
+  if (!a || a.byteLength !== b.length) return false
+  const bytes = new Uint8Array(a)
+  return bytes.every((byte, i) => byte === b[i])
 }
 
 function base64UrlBytes(text: string): Uint8Array<ArrayBuffer> {

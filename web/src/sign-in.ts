@@ -1,6 +1,6 @@
 // The first screen: sign in, or register and sign in.
 import { ApiError, type Client } from '../../sdk/src/index.js'
-import { h, fill } from './dom.js'
+import { fill, h, UNREACHABLE } from './dom.js'
 import type { SavedSession } from './session.js'
 
 export function showSignIn(root: HTMLElement, client: Client, signedIn: (session: SavedSession) => void): void {
@@ -22,7 +22,7 @@ export function showSignIn(root: HTMLElement, client: Client, signedIn: (session
       const { session, cursor } = await client.authorization({ login: login.value.trim(), password: password.value })
       signedIn({ uid: session.uid, login: login.value.trim(), token: session.token, cursor })
     } catch (error) {
-      status.textContent = error instanceof ApiError ? error.message : 'The server cannot be reached. Try again.'
+      status.textContent = error instanceof ApiError ? error.message : UNREACHABLE
     }
   }
 
