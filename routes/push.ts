@@ -26,7 +26,8 @@ export const pushSubscribe = command({
     'you have no live poll then comes as a push, encrypted for this browser: JSON `{type: "message" | "mention" | "call", ' +
     `from_uid, from_login, room_id?, room_name?, msg_id?, call_id?, text?}\`, with \`text\` (at most ${PUSH_TEXT_MAX_CHARS} characters) only if ` +
     '`include_text` is true. Subscribing the same endpoint again updates it (another user\'s endpoint moves to you). At most ' +
-    'MAX_PUSH_SUBSCRIPTIONS_PER_USER (10) per user: 409 `invalid_state` beyond. 400 when a key is not what a browser gives.',
+    'MAX_PUSH_SUBSCRIPTIONS_PER_USER (10) per user: 409 `invalid_state` beyond. 400 when the endpoint is not a URL with a host ' +
+      '(port, if any, 1 to 65535) or a key is not what a browser gives.',
   body: PushSubscribeBody,
   reply: PushSubscribeReply,
   errors: [409],

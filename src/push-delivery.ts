@@ -10,6 +10,9 @@
 //   after PUSH_RETRY_BASE_MS and twice as long each time (on the app's clock), then
 //   dropped with a warning. Any other answer (the push or the key refused: 400, 403, 413)
 //   is dropped at once, with a warning.
+// - Never throws nor rejects, whatever the subscription holds (an endpoint that is no URL
+//   fails its push, counted, like a refused one): it runs off every request, where an
+//   unhandled rejection would stop the process.
 // - close() drops what waits and aborts what is in flight.
 import webpush from 'web-push'
 import type { Clock, ClockTimer } from './clock.js'
@@ -38,9 +41,23 @@ export interface PushDeliveryOptions {
 }
 
 /** Where a push goes, for the logs: the push service, not the subscription's own URL (a capability). */
-const serviceOf = (endpoint: string) => new URL(endpoint).origin
+function serviceOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).origin
+  } catch {
+    return 'not a URL'
+  }
+}
 
 export function createPushDelivery({ config, clock, log, gone }: PushDeliveryOptions) {
+  /** A warning that cannot throw: delivery runs off every request, with nobody to catch. */
+  const warn = (fields: object, msg: string) => {
+    try {
+      log.warn(fields, msg)
+    } catch {
+      // nothing better to do with a log that fails
+    }
+  }
   const vapidDetails = { subject: config.vapidSubject, publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }
   const waiting: Attempt[] = []
   const retrying = new Set<ClockTimer>()
@@ -89,14 +106,14 @@ export function createPushDelivery({ config, clock, log, gone }: PushDeliveryOpt
       status = await post(push)
     } catch (error) {
       stats.failed++ // the library refused to build it: no retry would do better
-      return log.warn({ err: error, service: serviceOf(push.subscription.endpoint) }, 'push not sent')
+      return warn({ err: error, service: serviceOf(push.subscription.endpoint) }, 'push not sent')
     }
     if (closed) return
     if (status !== undefined && status >= 200 && status < 300) {
       stats.sent++
     } else if (status === 404 || status === 410) {
       stats.removed++
-      await gone(push.subscription).catch((error) => log.warn({ err: error }, 'push: a gone subscription could not be removed'))
+      await gone(push.subscription).catch((error) => warn({ err: error }, 'push: a gone subscription could not be removed'))
     } else if ((status === undefined || status === 429 || status >= 500) && push.attempts <= config.pushRetries) {
       const timer = clock.setTimeout(() => {
         retrying.delete(timer)
@@ -106,17 +123,23 @@ export function createPushDelivery({ config, clock, log, gone }: PushDeliveryOpt
       retrying.add(timer)
     } else {
       stats.failed++
-      log.warn({ service: serviceOf(push.subscription.endpoint), status: status ?? 'no answer', attempts: push.attempts }, 'push dropped')
+      warn({ service: serviceOf(push.subscription.endpoint), status: status ?? 'no answer', attempts: push.attempts }, 'push dropped')
     }
   }
 
   function pump(): void {
     while (!closed && running < config.pushConcurrency && waiting.length > 0) {
       running++
-      void attempt(waiting.shift()!).finally(() => {
-        running--
-        pump()
-      })
+      const push = waiting.shift()!
+      attempt(push)
+        .catch((error) => {
+          stats.failed++ // a fault of ours, not the push service's: trying again would do no better
+          warn({ err: error, service: serviceOf(push.subscription.endpoint) }, 'push not sent')
+        })
+        .finally(() => {
+          running--
+          pump()
+        })
     }
   }
 
@@ -134,7 +157,7 @@ export function createPushDelivery({ config, clock, log, gone }: PushDeliveryOpt
       if (closed) return false
       if (waiting.length + retrying.size >= config.pushQueueLimit) {
         stats.dropped++
-        if (!full) log.warn({ limit: config.pushQueueLimit }, 'push queue full: pushes are dropped until it drains')
+        if (!full) warn({ limit: config.pushQueueLimit }, 'push queue full: pushes are dropped until it drains')
         full = true
         return false
       }

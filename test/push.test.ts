@@ -15,8 +15,10 @@
 //   PUSH_RETRY_BASE_MS, doubling (the app's clock), and given up after PUSH_RETRIES; a
 //   push service that does not answer within PUSH_TIMEOUT_MS fails the attempt; at most
 //   PUSH_CONCURRENCY in flight and PUSH_QUEUE_LIMIT waiting, the rest dropped; the send
-//   answers 200 while its push is still on its way;
-// - the commands: get_push_key, push_subscribe (400 on malformed keys or endpoints, both
+//   answers 200 while its push is still on its way; a stored endpoint that is no URL fails
+//   its push, counted, with no unhandled rejection (which would stop the process);
+// - the commands: get_push_key, push_subscribe (400 on malformed keys or endpoints, or one
+//   that matches the pattern but is no URL with a host and a port in range, both
 //   dialects; idempotent; an endpoint moves to the user who registers it; at most
 //   MAX_PUSH_SUBSCRIPTIONS_PER_USER, 409 beyond), push_unsubscribe (idempotent); 401
 //   without a session.
@@ -359,6 +361,61 @@ t.test('push_subscribe refuses malformed endpoints and keys with 400, in both di
   const padded = { ...good, keys: { p256dh: `${keys.p256dh}=`, auth: `${keys.auth}==` } }
   t.strictSame(await ok(app, 'push_subscribe', padded, user), { subscribed: true }, 'keys with base64 padding are fine')
   t.strictSame((await wiki(app, 'push_subscribe', { ...good, include_text: true }, user)).body, { subscribed: true }, 'the wiki dialect')
+})
+
+/** Endpoints the schema's pattern lets through that are no URL: web-push throws on the first two, fetch refuses the third. */
+const NOT_URLS = ['https://[', 'http://x:99999/', 'https://a%zz']
+
+t.test('an endpoint that passes the pattern but is not a URL (https://[, http://x:99999/, https://a%zz, port 0) is 400 at push_subscribe, in both dialects', async (t) => {
+  const service = await fakePushService(t)
+  const app = await build(t)
+  const user = await signUp(app)
+  const good = browser(service, 'good').subscription
+  for (const endpoint of [...NOT_URLS, 'https://push.example:0/x']) {
+    const modern = await call(app, 'push_subscribe', { ...good, endpoint }, user.token)
+    t.equal(modern.status, 400, endpoint)
+    t.equal(modern.body.error, 'bad_request', `${endpoint}: the error's code`)
+    const old = await wiki(app, 'push_subscribe', { ...good, endpoint }, user)
+    t.equal(old.status, 400, `${endpoint}, wiki dialect`)
+    t.equal(typeof old.body, 'string', `${endpoint}, wiki dialect: the message as a JSON string`)
+  }
+  t.equal((await app.db('push_subscriptions').count({ n: '*' }))[0].n, 0, 'none was stored')
+  t.strictSame(await ok(app, 'push_subscribe', { ...good, endpoint: 'http://push.example:65535/x' }, user), { subscribed: true }, 'port 65535 is fine')
+})
+
+t.test('a stored endpoint that is not a URL crashed the server: its push now fails, counted, with no unhandled rejection, and the server keeps answering', async (t) => {
+  const rejections: unknown[] = []
+  const onRejection = (reason: unknown) => void rejections.push(reason)
+  process.on('unhandledRejection', onRejection)
+  t.teardown(() => void process.off('unhandledRejection', onRejection))
+  const clock = new ManualClock()
+  const service = await fakePushService(t)
+  const app = await build(t, { pushRetries: 1, pushRetryBaseMs: 1000 }, undefined, clock)
+  const { alice, bob } = await friends(app)
+  const fine = browser(service, 'fine')
+  await subscribe(app, bob, fine)
+  // Stored as an older server (or a hand-made row) might have: past push_subscribe's check.
+  const { keys } = browser(service, 'bad').subscription
+  await app.db('push_subscriptions').insert(NOT_URLS.map((endpoint) => ({ user_id: bob.uid, endpoint, p256dh: keys.p256dh, auth: keys.auth })))
+
+  /** A message to bob; the push web-push builds but fetch refuses is tried again, then given up after PUSH_RETRIES. */
+  async function sendAndSettle(msg: string, pushes: number) {
+    await ok(app, 'send_msg', { to_uid: bob.uid, msg }, alice)
+    await pushesTo(service, fine, pushes)
+    await eventually(() => app.services.push.stats().retrying === 1, { what: 'https://a%zz to be tried again' })
+    clock.advance(1000)
+    await settled(app)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  await sendAndSettle('one', 1)
+  t.strictSame(rejections, [], 'no unhandled rejection')
+  t.equal(app.services.push.stats().failed, NOT_URLS.length, 'each failed push is counted')
+  t.equal(metricValue(await metrics(app), 'messenger_pushes_failed_total'), NOT_URLS.length)
+
+  await sendAndSettle('two', 2)
+  t.equal(app.services.push.stats().failed, 2 * NOT_URLS.length, 'and again: the server is still up')
+  t.strictSame(rejections, [], 'still none')
 })
 
 t.test('subscriptions: at most MAX_PUSH_SUBSCRIPTIONS_PER_USER; subscribing again updates; an endpoint moves to its new user; unsubscribing is idempotent', async (t) => {

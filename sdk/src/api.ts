@@ -1272,7 +1272,7 @@ export interface paths {
         put?: never;
         /**
          * Take pushes in this browser while not polling
-         * @description Send `PushSubscription.toJSON()`: `endpoint` and `keys`. A direct message, a mention in a room, or a call to you while you have no live poll then comes as a push, encrypted for this browser: JSON `{type: "message" | "mention" | "call", from_uid, from_login, room_id?, room_name?, msg_id?, call_id?, text?}`, with `text` (at most 200 characters) only if `include_text` is true. Subscribing the same endpoint again updates it (another user's endpoint moves to you). At most MAX_PUSH_SUBSCRIPTIONS_PER_USER (10) per user: 409 `invalid_state` beyond. 400 when a key is not what a browser gives.
+         * @description Send `PushSubscription.toJSON()`: `endpoint` and `keys`. A direct message, a mention in a room, or a call to you while you have no live poll then comes as a push, encrypted for this browser: JSON `{type: "message" | "mention" | "call", from_uid, from_login, room_id?, room_name?, msg_id?, call_id?, text?}`, with `text` (at most 200 characters) only if `include_text` is true. Subscribing the same endpoint again updates it (another user's endpoint moves to you). At most MAX_PUSH_SUBSCRIPTIONS_PER_USER (10) per user: 409 `invalid_state` beyond. 400 when the endpoint is not a URL with a host (port, if any, 1 to 65535) or a key is not what a browser gives.
          */
         post: operations["push_subscribe"];
         delete?: never;
@@ -9493,7 +9493,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most 1024 characters. */
+                    /** @description The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most 1024 characters; push_subscribe also needs it to parse as a URL with a host (port, if any, 1 to 65535). */
                     endpoint: string;
                     /** @description PushSubscription.toJSON().keys. */
                     keys: {
@@ -9603,7 +9603,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most 1024 characters. */
+                    /** @description The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most 1024 characters; push_subscribe also needs it to parse as a URL with a host (port, if any, 1 to 65535). */
                     endpoint: string;
                     /** @enum {string} */
                     request?: "push_unsubscribe";

@@ -13,7 +13,7 @@ const Endpoint = Type.String({
   minLength: 1,
   maxLength: PUSH_ENDPOINT_MAX_CHARS,
   pattern: '^https?://[\\x21-\\x7e]+$',
-  description: `The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most ${PUSH_ENDPOINT_MAX_CHARS} characters.`,
+  description: `The push service's URL for this browser (PushSubscription.endpoint): https: (or http:), printable ASCII, at most ${PUSH_ENDPOINT_MAX_CHARS} characters; push_subscribe also needs it to parse as a URL with a host (port, if any, 1 to 65535).`,
 })
 
 /** Base64url of `bytes` bytes, without padding (as PushSubscription.toJSON() gives it) or with. */

@@ -95,6 +95,16 @@ function checkBrowserKey(p256dh: string): void {
   }
 }
 
+/**
+ * An endpoint is a URL with a host, and a port (if any) from 1 to 65535: the schema's
+ * pattern lets through strings that are none (`https://[`, `http://x:99999/`,
+ * `https://a%zz`), which no push could ever be sent to.
+ */
+function checkEndpoint(endpoint: string): void {
+  const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined
+  if (!url || url.hostname === '' || url.port === '0') throw new BadRequest('endpoint is not a URL with a host (and a port from 1 to 65535)')
+}
+
 const unpadded = (base64url: string) => base64url.replace(/=+$/, '')
 
 export function createPush({ db, config, clock, log }: ServiceDeps, presence: Presence) {
@@ -120,6 +130,7 @@ export function createPush({ db, config, clock, log }: ServiceDeps, presence: Pr
 
     /** Stores (or updates) the subscription; at most MAX_PUSH_SUBSCRIPTIONS_PER_USER (409 beyond). */
     async subscribe(userId: number, subscription: Static<typeof PushSubscribeBody>): Promise<void> {
+      checkEndpoint(subscription.endpoint)
       checkBrowserKey(subscription.keys.p256dh)
       await db.transaction(async (trx) => {
         await lockSubscriptionsOf(trx, userId)
