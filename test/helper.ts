@@ -112,10 +112,15 @@ export function uniqueLogin(prefix = 'user'): string {
 export async function signUp(app: App, login = uniqueLogin(), password = 'secret1'): Promise<TestSession> {
   const registered = await call(app, 'registration', { login, password })
   if (registered.status !== 200) throw new Error(`registration failed: ${JSON.stringify(registered.body)}`)
-  const authorized = await call(app, 'authorization', { login, password })
+  return logIn(app, { login }, password)
+}
+
+/** A new session of an existing user (signUp's password unless told). */
+export async function logIn(app: App, user: { login: string }, password = 'secret1'): Promise<TestSession> {
+  const authorized = await call(app, 'authorization', { login: user.login, password })
   if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
   const session = authorized.body.session
-  return { uid: session.uid, session_key: session.session_key, token: session.token, login }
+  return { uid: session.uid, session_key: session.session_key, token: session.token, login: user.login }
 }
 
 /** Makes two users accepted contacts. */

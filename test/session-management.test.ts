@@ -17,18 +17,10 @@ import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import { createKnex } from '../src/database.js'
-import { build, call, eventually, signUp, TEST_JWT_SECRET, testDatabaseUrl, wiki, type TestSession } from './helper.js'
+import { build, call, eventually, logIn, signUp, TEST_JWT_SECRET, testDatabaseUrl, wiki, type TestSession } from './helper.js'
 import * as processes from './processes.js'
 
 const PASSWORD = 'secret1' // signUp's default
-
-/** Another session of an existing user. */
-async function logIn(app: App, user: TestSession, password = PASSWORD): Promise<TestSession> {
-  const authorized = await call(app, 'authorization', { login: user.login, password })
-  if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
-  const { uid, session_key, token } = authorized.body.session
-  return { uid, session_key, token, login: user.login }
-}
 
 interface SessionInfo {
   session_key: number

@@ -3,9 +3,8 @@
 // 401, and failed logins are limited per login.
 import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
-import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { befriend, build, call, createTestSchema, eventually, signUp, sleep, TEST_JWT_SECRET, uniqueLogin, wiki, type TestSession } from './helper.js'
+import { befriend, build, call, createTestSchema, eventually, logIn, signUp, sleep, TEST_JWT_SECRET, uniqueLogin, wiki } from './helper.js'
 
 const PASSWORD = 'secret1' // signUp's default
 
@@ -23,14 +22,6 @@ function hmacToken(payload: Record<string, unknown>, secret: string, alg: 'HS256
 /** An unsigned token: `alg: none` and an empty signature. */
 function noneToken(payload: Record<string, unknown>): string {
   return `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(payload)}.`
-}
-
-/** A second session of an existing user. */
-async function logIn(app: App, user: TestSession): Promise<TestSession> {
-  const authorized = await call(app, 'authorization', { login: user.login, password: PASSWORD })
-  if (authorized.status !== 200) throw new Error(`authorization failed: ${JSON.stringify(authorized.body)}`)
-  const session = authorized.body.session
-  return { uid: session.uid, session_key: session.session_key, token: session.token, login: user.login }
 }
 
 function isUnauthorized(t: Test, response: { status: number; body: unknown }, what: string) {
