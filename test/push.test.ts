@@ -21,7 +21,11 @@
 //   that matches the pattern but is no URL with a host and a port in range, both
 //   dialects; idempotent; an endpoint moves to the user who registers it; at most
 //   MAX_PUSH_SUBSCRIPTIONS_PER_USER, 409 beyond), push_unsubscribe (idempotent); 401
-//   without a session.
+//   without a session;
+// - a subscription belongs to the session that made it: none is pushed once that session
+//   ended (logout, logout_session, logout_all, change_password, expiry), one registered
+//   again from a new session is; registering an endpoint again moves it to the caller's
+//   session; those of expired sessions do not count toward the cap.
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { App } from '../src/app.js'
@@ -35,6 +39,7 @@ import {
   createTestSchema,
   drain,
   eventually,
+  logIn,
   metrics,
   metricValue,
   ok,
@@ -396,7 +401,9 @@ t.test('a stored endpoint that is not a URL crashed the server: its push now fai
   await subscribe(app, bob, fine)
   // Stored as an older server (or a hand-made row) might have: past push_subscribe's check.
   const { keys } = browser(service, 'bad').subscription
-  await app.db('push_subscriptions').insert(NOT_URLS.map((endpoint) => ({ user_id: bob.uid, endpoint, p256dh: keys.p256dh, auth: keys.auth })))
+  await app.db('push_subscriptions').insert(
+    NOT_URLS.map((endpoint) => ({ user_id: bob.uid, session_id: bob.session_key, endpoint, p256dh: keys.p256dh, auth: keys.auth })),
+  )
 
   /** A message to bob; the push web-push builds but fetch refuses is tried again, then given up after PUSH_RETRIES. */
   async function sendAndSettle(msg: string, pushes: number) {
@@ -416,6 +423,70 @@ t.test('a stored endpoint that is not a URL crashed the server: its push now fai
   await sendAndSettle('two', 2)
   t.equal(app.services.push.stats().failed, 2 * NOT_URLS.length, 'and again: the server is still up')
   t.strictSame(rejections, [], 'still none')
+})
+
+t.test('signing out left the browser subscribed: after logout, logout_session, logout_all or change_password elsewhere, or its expiry, the session\'s browser gets no push; subscribed again after signing in, it does', async (t) => {
+  const TTL_SECONDS = 3600
+  const clock = new ManualClock()
+  const service = await fakePushService(t)
+  const app = await build(t, { sessionTtlSeconds: TTL_SECONDS }, undefined, clock)
+  const ends: [how: string, end: (bob: TestSession) => Promise<unknown>, password?: string][] = [
+    ['logout', (bob) => ok(app, 'logout', {}, bob)],
+    ['logout_session from another session', async (bob) => ok(app, 'logout_session', { session_key: bob.session_key }, await logIn(app, bob))],
+    ['logout_all from another session, which stays', async (bob) => ok(app, 'logout_all', { keep_current: true }, await logIn(app, bob))],
+    ['change_password from another session', async (bob) => ok(app, 'change_password', { old_password: 'secret1', new_password: 'secret2' }, await logIn(app, bob)), 'secret2'],
+    ['the session expired', async () => clock.advance(TTL_SECONDS * 1000 + 1000)],
+  ]
+  for (const [how, end, password] of ends) {
+    const { alice, bob } = await friends(app)
+    const shared = browser(service, `shared-by-${bob.uid}`)
+    await subscribe(app, bob, shared, true)
+    await end(bob)
+    const sender = await logIn(app, alice) // a session of hers that has not expired
+    await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'for bob only' }, sender)
+    await settled(app)
+    t.equal(service.to(shared.name).length, 0, `${how}: no push to the browser bob signed out of`)
+    if (!how.includes('expired')) t.equal((await app.db('push_subscriptions').where({ user_id: bob.uid }).count({ n: '*' }))[0].n, 0, `${how}: its subscription is deleted`)
+
+    const again = await logIn(app, bob, password)
+    await subscribe(app, again, shared, true)
+    const sent = await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'welcome back' }, sender)
+    const [push] = await pushesTo(service, shared, 1)
+    t.strictSame(decrypt(push, shared), { type: 'message', from_uid: alice.uid, from_login: alice.login, msg_id: sent.msg_id, text: 'welcome back' }, `${how}: signed in and subscribed again, pushed`)
+  }
+})
+
+t.test('a subscription belongs to the session that registered it: registered again from another session, it moves there', async (t) => {
+  const service = await fakePushService(t)
+  const app = await build(t)
+  const { alice, bob } = await friends(app)
+  const [first, second] = [bob, await logIn(app, bob)]
+  const laptop = browser(service, 'laptop')
+  await subscribe(app, first, laptop)
+  await subscribe(app, second, laptop)
+  const row = await app.db('push_subscriptions').where({ endpoint: laptop.subscription.endpoint }).first('session_id')
+  t.equal(Number(row.session_id), second.session_key, 'the second session has it now')
+  await ok(app, 'logout', {}, first)
+  await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'still here?' }, alice)
+  await pushesTo(service, laptop, 1)
+  t.pass('the first session signed out: the laptop, now the second session\'s, is still pushed')
+  await ok(app, 'logout', {}, second)
+  await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'gone?' }, alice)
+  await settled(app)
+  t.equal(service.to('laptop').length, 1, 'the second signed out too: no more')
+})
+
+t.test('subscriptions of a session that expired do not count toward MAX_PUSH_SUBSCRIPTIONS_PER_USER', async (t) => {
+  const TTL_SECONDS = 3600
+  const clock = new ManualClock()
+  const service = await fakePushService(t)
+  const app = await build(t, { sessionTtlSeconds: TTL_SECONDS, maxPushSubscriptionsPerUser: 1 }, undefined, clock)
+  const bob = await signUp(app)
+  await subscribe(app, bob, browser(service, 'old-phone'))
+  clock.advance(TTL_SECONDS * 1000 + 1000)
+  const again = await logIn(app, bob)
+  t.strictSame(await subscribe(app, again, browser(service, 'new-phone')), { subscribed: true }, 'the expired session\'s subscription is not in the way')
+  t.strictSame(await app.db('push_subscriptions').where({ user_id: bob.uid }).pluck('endpoint'), [browser(service, 'new-phone').subscription.endpoint], 'and is forgotten')
 })
 
 t.test('subscriptions: at most MAX_PUSH_SUBSCRIPTIONS_PER_USER; subscribing again updates; an endpoint moves to its new user; unsubscribing is idempotent', async (t) => {

@@ -7,9 +7,12 @@ export async function insertSession(db: Knex, userId: number, expiresAtMs: numbe
   return row.id
 }
 
+/** SQL: the `sessions` row `alias` is live, neither revoked nor expired at its `?` (bind `new Date(nowMs)`). */
+export const liveSessionSql = (alias: string) => `${alias}.revoked_at IS NULL AND ${alias}.expires_at > ?`
+
 /** Live sessions: neither revoked nor expired at `nowMs`. */
 function live(db: Knex, nowMs: number) {
-  return db('sessions').whereNull('revoked_at').andWhere('expires_at', '>', new Date(nowMs))
+  return db('sessions').whereRaw(liveSessionSql('sessions'), [new Date(nowMs)])
 }
 
 /** Of these sessions, those that exist, are not revoked and have not expired: their users and expiries. */

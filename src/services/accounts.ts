@@ -1,9 +1,11 @@
 // Accounts and sessions: registration, login (by login or e-mail), logout of one or all
 // sessions, token renewal, password change, the contact list.
 import argon2 from 'argon2'
+import type { Knex } from 'knex'
 import { insertUser, findUserByLogin, findUserByEmail, findUserById, setPasswordHash, type UserRow } from '../data/users.js'
 import { extendSession, insertSession, revokeSession, listLiveSessions, revokeUserSession, revokeUserSessions } from '../data/sessions.js'
 import { listContacts } from '../data/contacts.js'
+import { forgetSubscriptionsOfSessions } from '../data/push-subscriptions.js'
 import { clearLoginFailures, loginRetryAfter, recordLoginFailure } from '../data/login-failures.js'
 import { BadRequest, EmailTaken, EmailUnverified, LoginTaken, NotFound, Unauthorized, rateLimited } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
@@ -47,7 +49,16 @@ export function createAccounts({ db, config, eventLog, clock, signToken }: Servi
     return user
   }
 
-  const revokeSessions = eventLog.revokeSessions
+  /**
+   * The one way sessions end: `revoke` marks them and returns their ids; in the same
+   * transaction their push subscriptions go, so a browser signed out is pushed no more.
+   */
+  const revokeSessions = (revoke: (trx: Knex.Transaction) => Promise<number[]>) =>
+    eventLog.revokeSessions(async (trx) => {
+      const sessionIds = await revoke(trx)
+      await forgetSubscriptionsOfSessions(trx, sessionIds)
+      return sessionIds
+    })
 
   async function openSession(userId: number) {
     const expiresAt = expiry()

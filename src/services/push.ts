@@ -2,6 +2,11 @@
 // a call that found them away, on each browser or device they subscribed
 // (push_subscribe, with the key of get_push_key).
 //
+// Whose browsers: a subscription belongs to the session that registered it, and is pushed
+// only while that session lives (neither revoked nor expired); revoking a session (logout,
+// logout_session, logout_all, change_password) deletes its subscriptions, so a browser
+// signed out, shared or not, hears no more of its last user.
+//
 // Who gets a push: a recipient with no live poll, by the rule of presence.hasLivePoll,
 // which holds across processes: no poll held in this process, and not recorded as seen
 // by any process within two presence sweeps (every process records the polls it holds at
@@ -23,6 +28,7 @@ import {
   countSubscriptions,
   deleteSubscription,
   forgetSubscription,
+  forgetSubscriptionsOfEndedSessions,
   lockSubscriptionsOf,
   subscriptionsOfAbsent,
   upsertSubscription,
@@ -117,7 +123,7 @@ export function createPush({ db, config, clock, log }: ServiceDeps, presence: Pr
   const lookups = createBatcher<{ notice: PushNotice; userIds: number[] }, PushTarget[]>(
     async (items) => {
       const notices = items.map(({ notice, userIds }) => ({ userIds, fromUid: notice.fromUid }))
-      const targets = await subscriptionsOfAbsent(db, notices, presence.livePollSince())
+      const targets = await subscriptionsOfAbsent(db, notices, presence.livePollSince(), clock.now())
       const byNotice: PushTarget[][] = items.map(() => [])
       for (const target of targets) byNotice[target.notice].push(target)
       return byNotice
@@ -128,17 +134,23 @@ export function createPush({ db, config, clock, log }: ServiceDeps, presence: Pr
   return {
     publicKey: () => config.vapidPublicKey,
 
-    /** Stores (or updates) the subscription; at most MAX_PUSH_SUBSCRIPTIONS_PER_USER (409 beyond). */
-    async subscribe(userId: number, subscription: Static<typeof PushSubscribeBody>): Promise<void> {
+    /**
+     * Stores (or updates) the subscription, for the session that registers it (it moves
+     * there from any other); at most MAX_PUSH_SUBSCRIPTIONS_PER_USER (409 beyond), those of
+     * sessions that ended not counted (they are forgotten here).
+     */
+    async subscribe(userId: number, sessionId: number, subscription: Static<typeof PushSubscribeBody>): Promise<void> {
       checkEndpoint(subscription.endpoint)
       checkBrowserKey(subscription.keys.p256dh)
       await db.transaction(async (trx) => {
         await lockSubscriptionsOf(trx, userId)
+        await forgetSubscriptionsOfEndedSessions(trx, userId, clock.now())
         const mine = await countSubscriptions(trx, userId, subscription.endpoint)
         if (!mine.has && mine.count >= config.maxPushSubscriptionsPerUser) {
           throw new InvalidState(`At most ${config.maxPushSubscriptionsPerUser} push subscriptions; unsubscribe one first`)
         }
         await upsertSubscription(trx, userId, {
+          sessionId,
           endpoint: subscription.endpoint,
           p256dh: unpadded(subscription.keys.p256dh),
           auth: unpadded(subscription.keys.auth),
