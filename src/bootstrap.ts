@@ -56,6 +56,23 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   return configFromEnv(env, secret, vapidKeys)
 }
 
+/**
+ * What the launcher warns of once at boot: settings that work here but not everywhere
+ * (each `setting`, with what to do in `msg`).
+ */
+export function bootWarnings(config: Config): { setting: string; msg: string }[] {
+  const warnings: { setting: string; msg: string }[] = []
+  if (config.vapidSubject === DEFAULTS.VAPID_SUBJECT) {
+    warnings.push({
+      setting: 'VAPID_SUBJECT',
+      msg:
+        `VAPID_SUBJECT is ${DEFAULTS.VAPID_SUBJECT}, the default, which Apple's push service refuses (403 BadJwtToken): ` +
+        'no push reaches Safari on a Mac, iPhone or iPad. Set it to a real mailto: address or https: URL of yours.',
+    })
+  }
+  return warnings
+}
+
 export interface OpenedDatabase {
   url: string
   embedded: boolean

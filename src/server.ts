@@ -10,7 +10,7 @@ import cluster, { type Worker } from 'node:cluster'
 import os from 'node:os'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { loadConfig, openDatabase, type OpenedDatabase } from './bootstrap.js'
+import { bootWarnings, loadConfig, openDatabase, type OpenedDatabase } from './bootstrap.js'
 import { ConfigError, type Config } from './config.js'
 import { createKnex, migrate } from './database.js'
 import { EmbeddedDatabaseError } from './embedded-database.js'
@@ -83,6 +83,8 @@ async function superviseWorkers(config: Config, opened: OpenedDatabase): Promise
 async function primary() {
   const config = await loadConfig()
   logLevel = config.logLevel
+  // Here, not in the app: once per launch, whatever the number of workers (or of apps a test builds).
+  for (const { setting, msg } of bootWarnings(config)) logLine('warn', msg, { setting })
   database = await openDatabase(config, () => {})
   const opened = database
 

@@ -8,7 +8,9 @@ import t from 'tap'
 import { loadConfig } from '../src/bootstrap.js'
 import { configFromEnv, ConfigError, DEFAULTS } from '../src/config.js'
 import { generateVapidKeys } from '../src/vapid.js'
-import { claimDataDir, EmbeddedDatabaseError, startEmbeddedDatabase } from '../src/embedded-database.js'
+import { claimDataDir, EmbeddedDatabaseError, freeLoopbackPort, startEmbeddedDatabase } from '../src/embedded-database.js'
+import { createTestSchema } from './helper.js'
+import { spawnServer } from './processes.js'
 
 const execFile = promisify(execFileCallback)
 
@@ -101,6 +103,22 @@ t.test('the launcher makes the VAPID keys once into DATA_DIR (mode 0600) and eve
   const config = await loadConfig({ DATA_DIR: elsewhere, JWT_SECRET: SECRET, VAPID_PUBLIC_KEY: pair.publicKey, VAPID_PRIVATE_KEY: pair.privateKey })
   t.equal(config.vapidPublicKey, pair.publicKey, 'VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY override')
   await t.rejects(stat(path.join(elsewhere, 'vapid-keys.json')), { code: 'ENOENT' }, 'and no pair is made then')
+})
+
+t.test("VAPID_SUBJECT left at its default, which Apple's push service refuses: npm start warns once (not per worker); a real subject, no warning", async (t) => {
+  const { schema } = await createTestSchema(t)
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-subject-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const warnings = (lines: string[]) =>
+    lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && /VAPID_SUBJECT/.test(entry.msg))
+
+  const left = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), { VAPID_SUBJECT: '', WORKERS: '2' })
+  const [warning, ...more] = warnings(left.lines)
+  t.match(warning?.msg, /VAPID_SUBJECT is mailto:admin@localhost.*Apple.*mailto:.*https:/, "says what is wrong, whom it hits and what to set")
+  t.equal(more.length, 0, 'once, by the launcher, with two workers')
+
+  const set = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), { VAPID_SUBJECT: 'mailto:ops@example.com' })
+  t.strictSame(warnings(set.lines), [], 'a real subject: no warning')
 })
 
 t.test('a second server on the same DATA_DIR is told the data is in use', async (t) => {
