@@ -325,14 +325,15 @@ t.test('updates(): messages and events in order with the cursors to resume from,
 })
 
 t.test('updates() waits Retry-After out on 429, then polls again', { timeout: 60_000 }, async (t) => {
-  // The rate limiter reads Date.now: what the SDK "sleeps" moves it on instead.
+  // The rate limiter reads Date.now: what the SDK "sleeps" moves it on instead. So the
+  // counters are this process's, in memory: Redis would expire them on its own clock.
   const realNow = Date.now
   let slept = 0
   Date.now = () => realNow() + slept
   t.teardown(() => {
     Date.now = realNow
   })
-  const { base } = await listen(t, { rateLimitPerMinute: 12 })
+  const { base } = await listen(t, { rateLimitPerMinute: 12, redisUrl: undefined })
   const alice = await signUp(createClient({ baseUrl: base }))
   const recorder = recordingFetch()
   const { sleep: sleepy, waits } = scriptedSleep((ms) => {
@@ -458,10 +459,11 @@ t.test('updates() ends with the ApiError on 401 after logout', async (t) => {
   const { sleep: never, waits } = scriptedSleep()
   const bob = await signUp(createClient({ baseUrl: base, sleep: never }))
   const stream = bob.client.updates({ cursor: bob.cursor, timeout: 10 })
-  const pending = stream.next()
+  // Caught from the start: the held poll may end with its 401 before logout's own reply arrives.
+  const pending = rejection(stream.next())
   await eventually(() => app.eventLog.polls.size > 0, { what: 'the poll to be held' })
   await bob.client.logout()
-  const ended = await rejection(pending)
+  const ended = await pending
   t.ok(ended instanceof ApiError, 'the held poll ends with an ApiError')
   t.match(ended, { status: 401, code: 'unauthorized' })
   t.same(waits, [], 'no retry')
