@@ -34,6 +34,9 @@ t.test(`WORKERS=${WORKERS}: workers share the port, a dead one is replaced, SIGT
   const server = await startLauncher(t)
   const ready = server.lines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'messenger ready')
   t.equal(ready.workers, WORKERS, 'the ready line names the workers')
+  // Each worker writes its own log line to the shared output: the launcher's ready line may
+  // come out before a worker's "listening" line does.
+  await eventually(() => new Set(listeningPids(server)).size === WORKERS, { what: 'every worker to log that it listens', timeoutMs: 5000 })
   const workers = listeningPids(server)
   t.equal(new Set(workers).size, WORKERS, `${WORKERS} worker processes listen`)
   t.notOk(workers.includes(server.pid), 'none of them is the launcher')
