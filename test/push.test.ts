@@ -27,6 +27,7 @@
 //   again from a new session is; registering an endpoint again moves it to the caller's
 //   session; those of expired sessions do not count toward the cap.
 import { randomBytes } from 'node:crypto'
+import { Ajv } from 'ajv'
 import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
@@ -85,6 +86,8 @@ t.test('a direct message to a user with no live poll: one push per subscription,
   const from = { from_uid: alice.uid, from_login: alice.login }
   t.strictSame(decrypt(toLaptop, laptop), { type: 'message', ...from, msg_id: sent.msg_id, text: 'hi bob' }, 'opted in: the text')
   t.strictSame(decrypt(toPhone, phone), { type: 'message', ...from, msg_id: sent.msg_id }, 'not opted in: who wrote, no text')
+  const documented = new Ajv({ strict: false }).compile((app.swagger() as { components: { schemas: Record<string, object> } }).components.schemas.PushPayload!)
+  t.ok(documented(decrypt(toLaptop, laptop)) && documented(decrypt(toPhone, phone)), "both are the OpenAPI document's PushPayload, which clients generate their types from")
   await settled(app)
   t.equal(service.received.length, 2, 'one push per subscription')
 

@@ -1,20 +1,10 @@
 // The service worker: shows a notification for each push (a direct message, a mention or a
-// missed call, for someone not polling), and opens that conversation when it is clicked. The payload
-// is what the server sends: { type, from_uid, from_login, room_id?, room_name?, msg_id?,
-// call_id?, text? } (text only when the subscription opted in).
+// missed call, for someone not polling), and opens that conversation when it is clicked.
+// The payload is the document's PushPayload (text only when the subscription opted in).
 /// <reference lib="webworker" />
-export {}
+import type { PushPayload } from '../sdk/src/index.js'
 declare const self: ServiceWorkerGlobalScope
 
-interface PushPayload {
-  type: 'message' | 'mention' | 'call'
-  from_uid: number
-  from_login: string
-  room_id?: number
-  room_name?: string
-  call_id?: number
-  text?: string
-}
 
 function describe(push: PushPayload): { title: string; body: string; conversation: string } {
   const where = push.room_id ? `r${push.room_id}` : `u${push.from_uid}`

@@ -1420,6 +1420,36 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @example {
+         *       "type": "message",
+         *       "from_uid": 1,
+         *       "from_login": "alice",
+         *       "msg_id": 1,
+         *       "text": "hi bob"
+         *     }
+         */
+        PushPayload: {
+            /**
+             * @description A direct message, a mention in a room, or a call that found you away.
+             * @enum {unknown}
+             */
+            type: "message" | "mention" | "call";
+            /** @description Who wrote or called. */
+            from_uid: number;
+            /** @description Letters, digits, `_`, `.` and `-`; unique regardless of case. */
+            from_login: string;
+            /** @description The room (a mention). */
+            room_id?: number;
+            /** @description The room (a mention). */
+            room_name?: string;
+            /** @description The message (a message or a mention). */
+            msg_id?: number;
+            /** @description The call. */
+            call_id?: number;
+            /** @description The message's text, when the subscription opted in; cut to 200 characters. */
+            text?: string;
+        };
         /** @description The session, echoed back: an alternative to the Authorization header. */
         SessionRef: {
             /** @description The user the session belongs to. */

@@ -15,7 +15,7 @@
 // - `client.updates()` is the long-poll as an async iterator: it keeps the cursor, waits
 //   out Retry-After on 429 and 503, backs off on network failures, never yields a message
 //   or an event twice, and ends on abort or `break`; see `updates` below.
-import type { paths } from './api.js'
+import type { components, paths } from './api.js'
 
 export type { paths } from './api.js'
 
@@ -48,6 +48,8 @@ export type Message = UpdateData['msg_array'][number]
 export type Event = UpdateData['events_array'][number]
 /** Someone typing in a conversation of yours (an item of `typing`). */
 export type TypingNotice = NonNullable<UpdateData['typing']>[number]
+/** What a Web Push brings a service worker (decrypted by the browser): see push_subscribe. */
+export type PushPayload = components['schemas']['PushPayload']
 
 /**
  * One item of the long-poll. `cursor` is where to resume once this update is handled: the

@@ -1,6 +1,7 @@
 // The OpenAPI document, generated from the routes' TypeBox schemas: served at
 // GET /openapi.json, browsable at /docs, committed as openapi/openapi.json.
 import fp from 'fastify-plugin'
+import { PushPayload } from '../schemas/push.js'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 
@@ -24,6 +25,9 @@ export default fp(
         info: OPENAPI_INFO,
         components: {
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          // Shapes no route carries, named so that clients generate their types too: what a
+          // Web Push brings the service worker.
+          schemas: { PushPayload },
         },
       },
     })
