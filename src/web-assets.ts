@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
-import { build } from 'esbuild'
+import { build, stop } from 'esbuild'
 
 export interface WebAsset {
   contentType: string
@@ -50,7 +50,7 @@ async function buildAssets(): Promise<Map<string, WebAsset>> {
     bundle('sw.ts', 'iife'),
     readFile(`${WEB_DIR}app.css`),
     readFile(`${WEB_DIR}index.html`),
-  ])
+  ]).finally(stop) // esbuild's child process is needed no more: the files are kept
   return new Map([
     ['/', asset('text/html; charset=utf-8', html)],
     ['/app.js', asset('text/javascript; charset=utf-8', app)],
