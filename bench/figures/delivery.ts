@@ -14,13 +14,15 @@ const ARRIVAL_TIMEOUT_MS = 5_000
 export async function deliveryLatency(ctx: BenchContext): Promise<void> {
   const { plan, report, server } = ctx
   const { sender, receiver } = ctx.population.delivery
-  const client = new HttpClient(server.base)
+  // A connection each, as the two people's devices hold their own.
+  const senderConnection = new HttpClient(server.base, { oneConnection: true })
+  const receiverConnection = new HttpClient(server.base, { oneConnection: true })
   const total = plan.deliveryWarmup + plan.deliveryMessages
   const arrivals = new Map<number, number[]>() // message number → arrival times (more than one: duplicated)
   const order: number[] = []
   const waiting = new Map<number, () => void>()
 
-  const receiverLoop = new PollLoop(client, receiver, await catchUp(client, receiver), {
+  const receiverLoop = new PollLoop(receiverConnection, receiver, await catchUp(receiverConnection, receiver), {
     timeout: 25,
     deadline: performance.now() + 120_000,
     maxPolls: total * 4 + 100,
@@ -41,7 +43,7 @@ export async function deliveryLatency(ctx: BenchContext): Promise<void> {
   let sendErrors = 0
   let timedOut = 0
   try {
-    await client.ok('whoami', {}, sender.token) // the sender's connection is open before the first timing
+    await senderConnection.ok('whoami', {}, sender.token) // the sender's connection is open before the first timing
     const deadline = performance.now() + 90_000
     for (let n = 0; n < total && performance.now() < deadline; n++) {
       const arrived = new Promise<boolean>((resolve) => {
@@ -52,7 +54,7 @@ export async function deliveryLatency(ctx: BenchContext): Promise<void> {
         })
       })
       const t0 = performance.now()
-      const reply = await client.post('send_msg', { to_uid: receiver.uid, msg: `dl:${n}`, client_msg_id: `dl:${n}` }, sender.token).catch(() => undefined)
+      const reply = await senderConnection.post('send_msg', { to_uid: receiver.uid, msg: `dl:${n}`, client_msg_id: `dl:${n}` }, sender.token).catch(() => undefined)
       if (reply?.status === 200) {
         acked.add(n)
         if (n >= plan.deliveryWarmup) ackLatencies.push(reply.at - t0)
@@ -69,7 +71,8 @@ export async function deliveryLatency(ctx: BenchContext): Promise<void> {
     }
   } finally {
     await receiverLoop.stop()
-    client.close()
+    senderConnection.close()
+    receiverConnection.close()
   }
 
   // Exactly-once is owed to acknowledged messages.

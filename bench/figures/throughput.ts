@@ -23,7 +23,10 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   const level = senders.length
   // Message texts and client_msg_ids are the run's own (a repeat would be taken for a retry).
   const prefix = `tp${level}${variant ? variant.suffix.replace(/\W/g, '') : ''}`
-  const client = new HttpClient(server.base)
+  // A connection per client, as each person's device holds its own.
+  const connections = [...receivers, ...senders].map(() => new HttpClient(server.base, { oneConnection: true }))
+  const receiverConnection = (i: number) => connections[i]
+  const senderConnection = (i: number) => connections[receivers.length + i]
 
   const startedAt = new Map<string, number>() // message key → first send attempt
   const arrivals = new Map<number, number>() // msg_id → number of arrivals
@@ -38,8 +41,8 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
 
   const deadline = performance.now() + plan.throughputSeconds * 1000 + plan.drainTimeoutMs + 60_000
   const loops = await Promise.all(
-    receivers.map(async (receiver) =>
-      new PollLoop(client, receiver, await catchUp(client, receiver), {
+    receivers.map(async (receiver, i) =>
+      new PollLoop(receiverConnection(i), receiver, await catchUp(receiverConnection(i), receiver), {
         timeout: 25,
         deadline,
         maxPolls: 1_000_000,
@@ -69,7 +72,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   let lastAck = 0
   try {
     await sleep(300) // the receivers' polls are held before the first send
-    await Promise.all(senders.map((s) => client.ok('whoami', {}, s.token))) // connections open
+    await Promise.all(senders.map((s, i) => senderConnection(i).ok('whoami', {}, s.token))) // connections open
     sendStart = performance.now()
     const sendDeadline = sendStart + plan.throughputSeconds * 1000
     await Promise.all(
@@ -79,7 +82,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
           const key = `${prefix}:${i}:${seq}`
           startedAt.set(key, performance.now())
           for (let attempt = 0; attempt < TRIES; attempt++) {
-            const reply = await client.post('send_msg', { to_uid: to.uid, msg: key, client_msg_id: key }, sender.token).catch(() => undefined)
+            const reply = await senderConnection(i).post('send_msg', { to_uid: to.uid, msg: key, client_msg_id: key }, sender.token).catch(() => undefined)
             if (reply?.status === 200) {
               ackedAt.set(reply.body.msg_id, reply.at)
               ackLatencies.push(reply.at - startedAt.get(key)!)
@@ -98,7 +101,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
     while (pending.size > 0 && performance.now() < drainDeadline) await sleep(2)
   } finally {
     await Promise.all(loops.map((loop) => loop.stop()))
-    client.close()
+    for (const connection of connections) connection.close()
   }
 
   const missing = [...ackedAt.keys()].filter((id) => !arrivals.has(id))

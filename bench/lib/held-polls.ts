@@ -2,7 +2,8 @@
 // the next batch only once the server has accepted the previous one's connections and
 // the server and PostgreSQL have gone quiet (done with them), so the figure
 // measures holding polls, not a connection storm. A poll the server answers (its 60 s
-// hold ran out, or a message came) is followed at once by the next, as a client would.
+// hold ran out, or a message came) is followed at once by the next, as a client would,
+// on the same keep-alive connection (each user's polls have one of their own).
 // "Quiet" is read from the CPU time of the bench's own processes (server, database), so
 // other load on the machine neither hurries nor stalls the opening.
 import { HttpClient, isResourceExhaustion } from './http.js'
@@ -26,7 +27,7 @@ const BATCH_SETTLE_MS = 10_000
 const FD_SLACK = 16
 
 export class HeldPolls {
-  readonly client: HttpClient
+  private readonly connections: HttpClient[] = []
   private readonly loops: PollLoop[] = []
   private exhausted: unknown
   private serverFdsBefore = 0
@@ -34,9 +35,7 @@ export class HeldPolls {
   constructor(
     private readonly server: NodeProcess,
     private readonly options: HeldPollsOptions,
-  ) {
-    this.client = new HttpClient(server.base)
-  }
+  ) {}
 
   /** Opens one poll per user; returns how many were opened (fewer when descriptors ran out). */
   async open(users: BenchUser[], maxMs: number): Promise<{ opened: number; exhausted?: unknown }> {
@@ -45,7 +44,9 @@ export class HeldPolls {
     this.serverFdsBefore = await openFds(this.server.pid)
     for (let i = 0; i < users.length && this.exhausted === undefined && performance.now() < deadline; i += batch) {
       for (const user of users.slice(i, i + batch)) {
-        const loop = new PollLoop(this.client, user, cursors.get(user.uid) ?? 0, {
+        const connection = new HttpClient(this.server.base, { oneConnection: true })
+        this.connections.push(connection)
+        const loop = new PollLoop(connection, user, cursors.get(user.uid) ?? 0, {
           timeout,
           // Held throughout the level; bounded all the same.
           deadline: performance.now() + 600_000,
@@ -92,7 +93,7 @@ export class HeldPolls {
   /** Cuts every poll off, then waits (bounded) until the server has let go of the sockets. */
   async close(): Promise<void> {
     const stopping = this.loops.map((loop) => loop.stop(false))
-    this.client.close()
+    for (const connection of this.connections) connection.close()
     await Promise.all(stopping)
     for (const loop of this.loops) this.options.cursors.set(loop.user.uid, loop.cursor)
     const until = performance.now() + 30_000

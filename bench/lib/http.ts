@@ -3,7 +3,7 @@
 // rather than node:http: it takes about half the CPU per request, and on a small machine
 // the load generator shares the cores with the server it measures. Every request has a
 // timeout, so no loop can hang on it.
-import { Pool } from 'undici'
+import { Client, Pool } from 'undici'
 
 export interface Reply {
   status: number
@@ -18,11 +18,19 @@ export interface RequestOptions {
   timeoutMs?: number
 }
 
-export class HttpClient {
-  private readonly pool: Pool
+const KEEP_ALIVE = { pipelining: 1, keepAliveTimeout: 120_000, keepAliveMaxTimeout: 120_000 }
 
-  constructor(readonly base: string) {
-    this.pool = new Pool(base, { connections: null, pipelining: 1, keepAliveTimeout: 120_000, keepAliveMaxTimeout: 120_000 })
+export class HttpClient {
+  private readonly pool: Pool | Client
+
+  /**
+   * `oneConnection`: every request on one keep-alive connection, one at a time, as a
+   * long-polling client holds its own. A shared pool would open a new connection for a
+   * poll sent straight after the previous reply, before the pool has taken that reply's
+   * connection back: a thousand members answered at once would then reconnect at once.
+   */
+  constructor(readonly base: string, { oneConnection = false } = {}) {
+    this.pool = oneConnection ? new Client(base, KEEP_ALIVE) : new Pool(base, { connections: null, ...KEEP_ALIVE })
   }
 
   /** POST /<command> with a JSON body and, when given, a bearer token. */
