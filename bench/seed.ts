@@ -92,6 +92,35 @@ export class Seeder {
       await trx.raw('UPDATE users SET log_head = GREATEST(log_head, ?::int8) WHERE id = ANY(?::bigint[])', [startUs + perUser, users.map((u) => u.uid)])
     })
   }
+
+  /**
+   * A conversation's history between two users of its own: `total` direct messages, each
+   * with its entry in the recipient's log, a day old and older, so that the server starts
+   * on tables of the size a database in service has. Then fresh statistics, as autovacuum
+   * keeps them: a statement is planned once per connection, and a plan made while
+   * `messages` held a few rows scans it whole once it has grown.
+   */
+  async history(total: number): Promise<void> {
+    const [a, b] = await this.users('h', 2)
+    const startUs = (Date.now() - 30 * 86_400_000) * 1000
+    await this.knex.transaction(async (trx) => {
+      await trx.raw("SET LOCAL statement_timeout = '300s'")
+      await trx.raw(
+        `WITH stored AS (
+           INSERT INTO messages (sender_id, recipient_id, text, kind, client_msg_id, created_at)
+           SELECT CASE WHEN g % 2 = 0 THEN ?::int8 ELSE ?::int8 END, CASE WHEN g % 2 = 0 THEN ?::int8 ELSE ?::int8 END,
+                  'history ' || g, 'text', 'h' || g, to_timestamp((?::int8 + g::int8 * 1000000) / 1e6)
+             FROM generate_series(1, ?::int) g
+           RETURNING id, sender_id, recipient_id, created_at
+         )
+         INSERT INTO events (user_id, pos, type, actor_id, message_id)
+         SELECT recipient_id, (extract(epoch FROM created_at) * 1000000)::int8, 'message', sender_id, id FROM stored`,
+        [a.uid, b.uid, b.uid, a.uid, startUs, total],
+      )
+      await trx.raw('UPDATE users SET log_head = GREATEST(log_head, ?::int8) WHERE id = ANY(?::bigint[])', [startUs + (total + 1) * 1_000_000, [a.uid, b.uid]])
+    })
+    await this.knex.raw('ANALYZE')
+  }
 }
 
 /** Everyone the figures need, seeded once before the server starts. */
@@ -113,7 +142,7 @@ export interface Population {
 
 export async function seedPopulation(
   seeder: Seeder,
-  counts: { throughputLevels: number[]; throughputReceivers: number; growthUsers: number; poolSize: number; roomMembers: number; stormUsers: number },
+  counts: { throughputLevels: number[]; throughputReceivers: number; growthUsers: number; poolSize: number; roomMembers: number; stormUsers: number; historyMessages: number },
 ): Promise<Population> {
   const [sender, receiver] = await seeder.users('dl', 2)
   await seeder.befriend([[sender, receiver]])
@@ -137,5 +166,6 @@ export async function seedPopulation(
   const shared = await seeder.users('ss', counts.stormUsers)
   const [friend] = await seeder.users('sf', 1)
   await seeder.befriend(shared.map((user) => [user, friend]))
+  await seeder.history(counts.historyMessages)
   return { delivery: { sender, receiver }, throughput, growth, pool, pinger, roomOwner, roomId, storm: { alone, shared, friend } }
 }

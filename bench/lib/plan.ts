@@ -34,6 +34,8 @@ export interface Plan {
   growthWarmup: number
   growthUsers: number
   growthEvents: number
+  /** Direct messages already stored (each with its log entry) before the server starts. */
+  historyMessages: number
   /** Reconnect storm: offline users per run, and first polls in flight at once. */
   stormUsers: number
   stormConcurrency: number
@@ -65,6 +67,7 @@ export function makePlan(smoke: boolean): Plan {
       growthWarmup: 10,
       growthUsers: 1000,
       growthEvents: 20_000,
+      historyMessages: 1_000,
       stormUsers: 100,
       stormConcurrency: 20,
       hardLimitMs: 120_000,
@@ -93,6 +96,7 @@ export function makePlan(smoke: boolean): Plan {
     growthWarmup: 20,
     growthUsers: 1000,
     growthEvents: 1_000_000,
+    historyMessages: 200_000,
     stormUsers: 2000,
     stormConcurrency: 100,
     hardLimitMs: 14 * 60_000,
