@@ -3,15 +3,24 @@
 //   hello_rps   a bare Fastify route (JSON body in, JSON out) in its own process
 //   whoami_rps  the server's cheapest authenticated command, for context
 //   db_tps_N    durable send-shaped transactions straight through the pg driver
+//   light_load_floor_ms  what no server can beat at light load: a bare HTTP round trip
+//               (hello_rtt_ms) plus the cheapest durable statement (db_stmt_ms), since an
+//               acknowledgement needs both, one after the other. Both are timed the way
+//               light load comes, one at a time with idle pauses (IDLE_PAUSE_MS), so each
+//               hop wakes a sleeping process; db_tx_ms is timed back to back.
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-baseline.js'
 import type { BenchDatabase } from '../lib/database.js'
 import type { Plan } from '../lib/plan.js'
+import { HttpClient } from '../lib/http.js'
 import { startNodeProcess } from '../lib/processes.js'
 import { ratioAtLeast, type Report } from '../lib/report.js'
-import { median } from '../lib/stats.js'
+import { median, sleep } from '../lib/stats.js'
 import { freeLoopbackPort } from '../../src/embedded-database.js'
+
+/** The pause before each light-load timing: the processes involved go idle, as between a person's messages. */
+export const IDLE_PAUSE_MS = 3
 
 async function hammer(plan: Plan, url: string, headers: Record<string, string>) {
   const result = await autocannon({
@@ -37,6 +46,20 @@ export async function helloBaseline(plan: Plan, report: Report, defer: (undo: ()
       unit: 'req/s',
       extra: { connections: plan.autocannonConnections, seconds: plan.autocannonSeconds, non2xx: result.non2xx, errors: result.errors },
     })
+    // One request at a time on one connection, through the client the delivery figures use.
+    const client = new HttpClient(hello.base, { oneConnection: true })
+    try {
+      const latencies: number[] = []
+      for (let i = 0; i < plan.dbLatencyTransactions; i++) {
+        await sleep(IDLE_PAUSE_MS)
+        const t0 = performance.now()
+        const reply = await client.ok('hello', {}, 'not-checked')
+        latencies.push(reply.at - t0)
+      }
+      report.add({ figure: 'hello_rtt_ms', value: median(latencies), unit: 'ms', note: `one at a time, ${IDLE_PAUSE_MS} ms pauses, median`, extra: { requests: latencies.length } })
+    } finally {
+      client.close()
+    }
   } finally {
     await hello.stop()
   }
@@ -66,6 +89,18 @@ export async function databaseCeiling(plan: Plan, report: Report, db: BenchDatab
   }
   const latencies = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 0)
   report.add({ figure: 'db_tx_ms', value: median(latencies), unit: 'ms', note: 'one client, median', extra: { transactions: latencies.length } })
+  const statements = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 500, { oneStatement: true, pauseMs: IDLE_PAUSE_MS })
+  report.add({ figure: 'db_stmt_ms', value: median(statements), unit: 'ms', note: `one durable statement, ${IDLE_PAUSE_MS} ms pauses`, extra: { statements: statements.length } })
+  const helloRtt = report.value('hello_rtt_ms')
+  if (helloRtt !== undefined) {
+    report.add({
+      figure: 'light_load_floor_ms',
+      value: helloRtt + median(statements),
+      unit: 'ms',
+      baseline: 'db_tx_ms',
+      note: 'hello_rtt_ms + db_stmt_ms: no server acknowledges faster',
+    })
+  }
   for (const [i, clients] of plan.dbClientCounts.entries()) {
     const result = await dbTps(db.url, db.schema, clients, plan.dbSeconds, (i + 1) * 1000)
     report.add({

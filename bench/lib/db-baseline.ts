@@ -25,6 +25,16 @@ async function durableSend(client: pg.Client, schema: string, userId: number, po
   }
 }
 
+/** The least a durable send can cost the database: one row and its NOTIFY in one statement, one round trip, committed. */
+async function durableStatement(client: pg.Client, schema: string, userId: number, pos: number): Promise<void> {
+  await client.query({
+    name: 'bench_durable_statement',
+    text: `WITH appended AS (INSERT INTO "${schema}".${TABLE} (user_id, pos, payload) VALUES ($1, $2, $3) RETURNING pos)
+           SELECT pg_notify('bench', 'x') FROM appended`,
+    values: [userId, pos, '{"msg":"bench"}'],
+  })
+}
+
 async function connect(url: string, count: number): Promise<pg.Client[]> {
   const clients: pg.Client[] = []
   try {
@@ -70,15 +80,20 @@ export async function dbTps(url: string, schema: string, clients: number, second
   }
 }
 
-/** Latencies (ms) of `count` such transactions from one client, one at a time, within `maxMs`. */
-export async function dbTransactionLatencies(url: string, schema: string, count: number, keyBase: number, maxMs = 20_000): Promise<number[]> {
+/**
+ * Latencies (ms) of `count` such transactions from one client, one at a time, within
+ * `maxMs`; with `oneStatement`, each is the single durable statement instead, and with
+ * `pauseMs`, each comes after an idle pause of that long.
+ */
+export async function dbTransactionLatencies(url: string, schema: string, count: number, keyBase: number, { maxMs = 20_000, oneStatement = false, pauseMs = 0 } = {}): Promise<number[]> {
   const [client] = await connect(url, 1)
   try {
     const latencies: number[] = []
     const deadline = performance.now() + maxMs
     for (let pos = 1; pos <= count && performance.now() < deadline; pos++) {
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
       const t0 = performance.now()
-      await durableSend(client, schema, keyBase, pos)
+      await (oneStatement ? durableStatement : durableSend)(client, schema, keyBase, pos)
       latencies.push(performance.now() - t0)
     }
     return latencies
