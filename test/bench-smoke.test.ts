@@ -14,8 +14,11 @@ const KILL_AFTER_MS = 85_000
 
 const EXPECTED = [
   'hello_rps',
+  'hello_rtt_ms',
   'whoami_rps',
   'db_tx_ms',
+  'db_stmt_ms',
+  'light_load_floor_ms',
   'db_tps_16',
   'db_tps_64',
   'server_rss_idle_mb',
