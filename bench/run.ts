@@ -138,8 +138,8 @@ async function main(): Promise<void> {
   log(`seeded ${seeded} users`)
 
   // Baselines that need no messenger server: nothing else runs while they are measured.
-  await group('baseline: hello-world', () => helloBaseline(plan, report, defer))
   await group('baseline: database ceiling', () => databaseCeiling(plan, report, db))
+  await group('baseline: hello-world', () => helloBaseline(plan, report, db, defer))
 
   /** A messenger server on the bench's database, with `workers` processes. */
   async function startServer(name: string, workers: number): Promise<NodeProcess> {
