@@ -19,6 +19,7 @@ const EXPECTED = [
   'db_tx_ms',
   'db_stmt_ms',
   'light_load_floor_ms',
+  'light_load_floor_p99_ms',
   'db_tps_16',
   'db_tps_64',
   'server_rss_idle_mb',
