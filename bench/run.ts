@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { databaseCeiling, helloBaseline, whoamiThroughput } from './figures/baselines.js'
+import { databaseCeiling, lightLoadFloor, whoamiThroughput, whoamiVariant } from './figures/baselines.js'
 import { deliveryLatency } from './figures/delivery.js'
 import { logGrowth } from './figures/growth.js'
 import { HELD_POLL_SECONDS, heldPolls } from './figures/held-polls.js'
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
 
   // Baselines that need no messenger server: nothing else runs while they are measured.
   await group('baseline: database ceiling', () => databaseCeiling(plan, report, db))
-  await group('baseline: hello-world', () => helloBaseline(plan, report, db, defer))
+  await group('baseline: light-load floor (hello-world)', () => lightLoadFloor(plan, report, db, defer))
 
   /** A messenger server on the bench's database, with `workers` processes. */
   async function startServer(name: string, workers: number): Promise<NodeProcess> {
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   const ctx: BenchContext = { plan, report, db, seeder, population, server, log }
   const cursors = new Map<number, number>()
   const groups: [string, () => Promise<void>][] = [
-    ['whoami throughput', () => whoamiThroughput(plan, report, server.base, population.delivery.sender.token)],
+    ['whoami throughput (with hello-world)', () => whoamiThroughput(plan, report, server.base, population.delivery.sender.token, defer)],
     [
       'idle server memory',
       async () => {
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
         const two = await startServer('messenger server, 2 workers', 2)
         try {
           await waitQuiet(5000) // both workers started
-          await whoamiThroughput(plan, report, two.base, population.delivery.sender.token, '2_workers')
+          await whoamiVariant(plan, report, two.base, population.delivery.sender.token, '2_workers')
           await sendThroughput({ ...ctx, server: two }, 0, { suffix: '2_workers' })
         } finally {
           await two.stop()

@@ -1,7 +1,7 @@
 // Baselines: what the machine can do without the messenger's logic, measured in the same
 // run so that every ratio compares like with like.
 //   hello_rps   a bare Fastify route (JSON body in, JSON out) in its own process
-//   whoami_rps  the server's cheapest authenticated command, for context
+//   whoami_rps  the server's cheapest authenticated command, loaded in turn with hello_rps
 //   db_tps_N    durable send-shaped transactions straight through the pg driver
 //   light_load_floor_*  what no server acknowledges faster at light load: the bare
 //               Fastify process answering only once it committed one row and its NOTIFY
@@ -23,16 +23,35 @@ import { freeLoopbackPort } from '../../src/embedded-database.js'
 /** The pause before each light-load timing: the processes involved go idle, as between a person's messages. */
 export const IDLE_PAUSE_MS = 3
 
-async function hammer(plan: Plan, url: string, headers: Record<string, string>) {
+/** Slices of autocannon load, at most this long: see whoamiThroughput. */
+const SLICE_SECONDS = 2
+const WARM_UP_SECONDS = 1
+
+async function hammer(plan: Plan, url: string, headers: Record<string, string>, seconds: number) {
   const result = await autocannon({
     url,
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: '{}',
     connections: plan.autocannonConnections,
-    duration: plan.autocannonSeconds,
+    duration: seconds,
   })
-  return { rps: result.requests.average, non2xx: result.non2xx, errors: result.errors + result.timeouts, total: result.requests.total }
+  return { total: result.requests.total, seconds: result.duration, non2xx: result.non2xx, errors: result.errors + result.timeouts }
+}
+
+/** Requests per second of each target, loaded in turn, slice after slice, for `seconds` each in all. */
+async function alternating(plan: Plan, targets: { url: string; headers: Record<string, string> }[]) {
+  const slices = Math.max(1, Math.round(plan.autocannonSeconds / SLICE_SECONDS))
+  // Untimed: both processes' code compiled and their connections open before the first slice.
+  for (const target of targets) await hammer(plan, target.url, target.headers, WARM_UP_SECONDS)
+  const sums = targets.map(() => ({ total: 0, seconds: 0, non2xx: 0, errors: 0 }))
+  for (let i = 0; i < slices; i++) {
+    for (const [t, target] of targets.entries()) {
+      const slice = await hammer(plan, target.url, target.headers, plan.autocannonSeconds / slices)
+      for (const key of ['total', 'seconds', 'non2xx', 'errors'] as const) sums[t][key] += slice[key]
+    }
+  }
+  return sums.map((sum) => ({ ...sum, rps: sum.total / sum.seconds }))
 }
 
 /** Latencies (ms) of `count` requests, one at a time, each after an idle pause. */
@@ -47,20 +66,17 @@ async function idleLatencies(client: HttpClient, command: string, count: number)
   return latencies
 }
 
-/** After databaseCeiling: the floor's ratios are to db_tx_ms. */
-export async function helloBaseline(plan: Plan, report: Report, db: BenchDatabase, defer: (undo: () => Promise<void>) => void): Promise<void> {
+/** The bare Fastify process, on the bench's database when given (its durable route). */
+async function startHello(defer: (undo: () => Promise<void>) => void, db?: BenchDatabase) {
   const port = await freeLoopbackPort()
-  const env = { PORT: String(port), DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema }
-  const hello = await startNodeProcess('hello-server', 'bench/hello-server.ts', port, env, defer)
+  const env: Record<string, string> = { PORT: String(port), ...(db ? { DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema } : {}) }
+  return startNodeProcess('hello-server', 'bench/hello-server.ts', port, env, defer)
+}
+
+/** After databaseCeiling: the floor's ratios are to db_tx_ms. */
+export async function lightLoadFloor(plan: Plan, report: Report, db: BenchDatabase, defer: (undo: () => Promise<void>) => void): Promise<void> {
+  const hello = await startHello(defer, db)
   try {
-    // Same request shape as the /whoami run: a POST with a JSON body and a bearer header.
-    const result = await hammer(plan, `${hello.base}/hello`, { authorization: 'Bearer not-checked' })
-    report.add({
-      figure: 'hello_rps',
-      value: result.rps,
-      unit: 'req/s',
-      extra: { connections: plan.autocannonConnections, seconds: plan.autocannonSeconds, non2xx: result.non2xx, errors: result.errors },
-    })
     // One request at a time on one connection, through the client the delivery figures use.
     const client = new HttpClient(hello.base, { oneConnection: true })
     try {
@@ -78,17 +94,45 @@ export async function helloBaseline(plan: Plan, report: Report, db: BenchDatabas
   }
 }
 
-/** `suffix`: the same run against another server (e.g. more workers), compared with the first. */
-export async function whoamiThroughput(plan: Plan, report: Report, base: string, token: string, suffix?: string): Promise<void> {
-  const result = await hammer(plan, `${base}/whoami`, { authorization: `Bearer ${token}` })
+/**
+ * whoami against bare Fastify, in alternating slices: the machine's speed drifts (the same
+ * server took 90 to 164 µs of CPU per whoami in runs an hour apart), and a drift weighs on
+ * both alike only when both are measured in the same seconds. Same request shape: a POST
+ * with a JSON body and a bearer header.
+ */
+export async function whoamiThroughput(plan: Plan, report: Report, base: string, token: string, defer: (undo: () => Promise<void>) => void): Promise<void> {
+  const hello = await startHello(defer)
+  try {
+    const [bare, whoami] = await alternating(plan, [
+      { url: `${hello.base}/hello`, headers: { authorization: 'Bearer not-checked' } },
+      { url: `${base}/whoami`, headers: { authorization: `Bearer ${token}` } },
+    ])
+    const extra = (run: typeof bare) => ({ connections: plan.autocannonConnections, seconds: run.seconds, non2xx: run.non2xx, errors: run.errors })
+    report.add({ figure: 'hello_rps', value: bare.rps, unit: 'req/s', extra: extra(bare) })
+    report.add({
+      figure: 'whoami_rps',
+      value: whoami.non2xx + whoami.errors === 0 ? whoami.rps : Number.NaN,
+      unit: 'req/s',
+      baseline: 'hello_rps',
+      target: ratioAtLeast(0.3),
+      note: whoami.non2xx + whoami.errors > 0 ? `${whoami.non2xx} non-2xx, ${whoami.errors} errors` : undefined,
+      extra: extra(whoami),
+    })
+  } finally {
+    await hello.stop()
+  }
+}
+
+/** The same whoami run against another server (e.g. more workers), compared with the first. */
+export async function whoamiVariant(plan: Plan, report: Report, base: string, token: string, suffix: string): Promise<void> {
+  const [whoami] = await alternating(plan, [{ url: `${base}/whoami`, headers: { authorization: `Bearer ${token}` } }])
   report.add({
-    figure: suffix ? `whoami_rps_${suffix}` : 'whoami_rps',
-    value: result.non2xx + result.errors === 0 ? result.rps : Number.NaN,
+    figure: `whoami_rps_${suffix}`,
+    value: whoami.non2xx + whoami.errors === 0 ? whoami.rps : Number.NaN,
     unit: 'req/s',
-    baseline: suffix ? 'whoami_rps' : 'hello_rps',
-    target: suffix ? undefined : ratioAtLeast(0.3),
-    note: result.non2xx + result.errors > 0 ? `${result.non2xx} non-2xx, ${result.errors} errors` : undefined,
-    extra: { non2xx: result.non2xx, errors: result.errors },
+    baseline: 'whoami_rps',
+    note: whoami.non2xx + whoami.errors > 0 ? `${whoami.non2xx} non-2xx, ${whoami.errors} errors` : undefined,
+    extra: { non2xx: whoami.non2xx, errors: whoami.errors },
   })
 }
 
