@@ -2,7 +2,8 @@
 // run so that every ratio compares like with like.
 //   hello_rps   a bare Fastify route (JSON body in, JSON out) in its own process
 //   whoami_rps  the server's cheapest authenticated command, loaded in turn with hello_rps
-//   db_tps_N    durable send-shaped transactions straight through the pg driver
+//   db_tps_N    durable send-shaped transactions straight through the pg driver, N at once,
+//               measured around each send-throughput level (withDatabaseCeiling)
 //   light_load_floor_*  what no server acknowledges faster at light load: the bare
 //               Fastify process answering only once it committed one row and its NOTIFY
 //               in one statement. Timed the way light load comes, one request at a time
@@ -148,14 +149,26 @@ export async function databaseCeiling(plan: Plan, report: Report, db: BenchDatab
   report.add({ figure: 'db_tx_ms', value: median(latencies), unit: 'ms', note: 'one client, median', extra: { transactions: latencies.length } })
   const statements = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 500, { oneStatement: true, pauseMs: IDLE_PAUSE_MS })
   report.add({ figure: 'db_stmt_ms', value: median(statements), unit: 'ms', note: `one durable statement, ${IDLE_PAUSE_MS} ms pauses`, extra: { statements: statements.length } })
-  for (const [i, clients] of plan.dbClientCounts.entries()) {
-    const result = await dbTps(db.url, db.schema, clients, plan.dbSeconds, (i + 1) * 1000)
-    report.add({
-      figure: `db_tps_${clients}`,
-      value: result.errors === 0 ? result.tps : Number.NaN,
-      unit: 'tx/s',
-      note: result.errors > 0 ? `${result.errors} failed transactions` : undefined,
-      extra: { transactions: result.total, errors: result.errors, seconds: plan.dbSeconds },
-    })
-  }
+}
+
+/**
+ * Half of the database's ceiling for `clients` durable transactions at once (dbSeconds / 2):
+ * the send-throughput levels take one just before their sends and one just after, so that
+ * the machine's drifting speed weighs on the figure and on its baseline alike.
+ * `keyBase` keeps runs apart.
+ */
+export function databaseCeilingHalf(plan: Plan, db: BenchDatabase, clients: number, keyBase: number) {
+  return dbTps(db.url, db.schema, clients, plan.dbSeconds / 2, keyBase)
+}
+
+/** Reports db_tps_N from the two halves. */
+export function reportDatabaseCeiling(report: Report, clients: number, halves: Awaited<ReturnType<typeof databaseCeilingHalf>>[]): void {
+  const errors = halves.reduce((n, half) => n + half.errors, 0)
+  report.add({
+    figure: `db_tps_${clients}`,
+    value: errors === 0 ? halves.reduce((sum, half) => sum + half.tps, 0) / halves.length : Number.NaN,
+    unit: 'tx/s',
+    note: errors > 0 ? `${errors} failed transactions` : 'just before and after the sends',
+    extra: { halves: halves.map((half) => Math.round(half.tps)), transactions: halves.reduce((n, half) => n + half.total, 0), errors },
+  })
 }

@@ -4,6 +4,7 @@
 // drain is the time from the last acknowledgement until every receiver has everything.
 // A send that fails is retried with the same client_msg_id (at most 3 tries), as a
 // client would, so a retry can never create a second message.
+import { databaseCeilingHalf, reportDatabaseCeiling } from './baselines.js'
 import { HttpClient } from '../lib/http.js'
 import { catchUp, PollLoop } from '../lib/poller.js'
 import { below, ratioAtLeast, zero } from '../lib/report.js'
@@ -39,6 +40,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   let reordered = 0
   let errors = 0
 
+  const ceiling = variant ? [] : [await databaseCeilingHalf(plan, ctx.db, level, 10_000 * (levelIndex + 1))]
   const deadline = performance.now() + plan.throughputSeconds * 1000 + plan.drainTimeoutMs + 60_000
   const loops = await Promise.all(
     receivers.map(async (receiver, i) =>
@@ -102,6 +104,11 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   } finally {
     await Promise.all(loops.map((loop) => loop.stop()))
     for (const connection of connections) connection.close()
+  }
+
+  if (!variant) {
+    ceiling.push(await databaseCeilingHalf(plan, ctx.db, level, 10_000 * (levelIndex + 1) + 5000))
+    reportDatabaseCeiling(report, level, ceiling)
   }
 
   const missing = [...ackedAt.keys()].filter((id) => !arrivals.has(id))

@@ -7,9 +7,8 @@ export interface Plan {
   /** autocannon: per target (hello-world, then /whoami). */
   autocannonSeconds: number
   autocannonConnections: number
-  /** The database ceiling: seconds per client count, and single-client transactions timed. */
+  /** The database ceiling: seconds per send-throughput level (half before, half after its sends), and single-client transactions timed. */
   dbSeconds: number
-  dbClientCounts: [number, number]
   dbLatencyTransactions: number
   /** Delivery latency: messages sent one at a time (plus untimed warm-up ones). */
   deliveryMessages: number
@@ -50,7 +49,6 @@ export function makePlan(smoke: boolean): Plan {
       autocannonSeconds: 1,
       autocannonConnections: 50,
       dbSeconds: 1,
-      dbClientCounts: [16, 64],
       dbLatencyTransactions: 50,
       deliveryMessages: 50,
       deliveryWarmup: 5,
@@ -78,7 +76,6 @@ export function makePlan(smoke: boolean): Plan {
     autocannonSeconds: 10,
     autocannonConnections: 50,
     dbSeconds: 10,
-    dbClientCounts: [16, 64],
     dbLatencyTransactions: 200,
     deliveryMessages: 500,
     deliveryWarmup: 10,
