@@ -39,6 +39,8 @@ const EXPECTED = [
   'send_ms_empty',
   'poll_ms_1m',
   'send_ms_1m',
+  'whoami_ms_empty',
+  'whoami_ms_1m',
   'held_polls_200_kb_per_poll',
   'held_polls_200_last_poll_latency_ms',
   'held_polls_200_held',

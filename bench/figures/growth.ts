@@ -2,7 +2,9 @@
 // are timed on a log that is still (nearly) empty and again after 1,000,000 events were
 // added behind every cursor (spread over 1,000 users, scattered over the table as a real
 // log would be): a caught-up client's poll (timeout 0, nothing new) and a send between
-// two friends. Medians of sequential operations, after untimed warm-up ones.
+// two friends. Medians of sequential operations, after untimed warm-up ones. A whoami,
+// which reads no log, is timed after each of them: its ratio shows how far the machine's
+// own speed moved between the two phases (the operations' ratios are not adjusted by it).
 import { HttpClient } from '../lib/http.js'
 import { catchUp } from '../lib/poller.js'
 import { ratioAtMost } from '../lib/report.js'
@@ -19,6 +21,12 @@ async function timeOperations(ctx: BenchContext, phase: string) {
   }
   try {
     const cursor = await catchUp(client, poller)
+    const probes: number[] = []
+    const probe = async (timed: boolean) => {
+      const t0 = performance.now()
+      const reply = await client.ok('whoami', {}, poller.token)
+      if (timed) probes.push(reply.at - t0)
+    }
     const polls: number[] = []
     for (let i = 0; i < plan.growthWarmup + plan.growthOps; i++) {
       within()
@@ -26,6 +34,7 @@ async function timeOperations(ctx: BenchContext, phase: string) {
       const reply = await client.ok('update_data', { cursor, timeout: 0 }, poller.token)
       if (reply.body.msg_array.length + reply.body.events_array.length > 0) throw new Error('growth: the caught-up poll found entries')
       if (i >= plan.growthWarmup) polls.push(reply.at - t0)
+      await probe(i >= plan.growthWarmup)
     }
     const sends: number[] = []
     for (let i = 0; i < plan.growthWarmup + plan.growthOps; i++) {
@@ -34,8 +43,9 @@ async function timeOperations(ctx: BenchContext, phase: string) {
       const t0 = performance.now()
       const reply = await client.ok('send_msg', { to_uid: poller.uid, msg: key, client_msg_id: key }, sender.token)
       if (i >= plan.growthWarmup) sends.push(reply.at - t0)
+      await probe(i >= plan.growthWarmup)
     }
-    return { pollMs: median(polls), sendMs: median(sends) }
+    return { pollMs: median(polls), sendMs: median(sends), probeMs: median(probes) }
   } finally {
     client.close()
   }
@@ -47,6 +57,7 @@ export async function logGrowth(ctx: BenchContext): Promise<void> {
   const { rows } = await db.knex.raw('SELECT count(*)::int8 AS n FROM events')
   report.add({ figure: 'poll_ms_empty', value: empty.pollMs, unit: 'ms', extra: { ops: plan.growthOps, events_in_table: rows[0].n } })
   report.add({ figure: 'send_ms_empty', value: empty.sendMs, unit: 'ms', extra: { ops: plan.growthOps } })
+  report.add({ figure: 'whoami_ms_empty', value: empty.probeMs, unit: 'ms', note: 'reads no log: the machine itself' })
 
   const t0 = performance.now()
   await ctx.seeder.fillerEvents(ctx.population.growth, plan.growthEvents)
@@ -64,4 +75,5 @@ export async function logGrowth(ctx: BenchContext): Promise<void> {
   const note = plan.growthEvents === 1_000_000 ? undefined : `${plan.growthEvents} events (smoke)`
   report.add({ figure: 'poll_ms_1m', value: grown.pollMs, unit: 'ms', baseline: 'poll_ms_empty', target: ratioAtMost(1.2), note })
   report.add({ figure: 'send_ms_1m', value: grown.sendMs, unit: 'ms', baseline: 'send_ms_empty', target: ratioAtMost(1.2), note })
+  report.add({ figure: 'whoami_ms_1m', value: grown.probeMs, unit: 'ms', baseline: 'whoami_ms_empty', note: 'its ratio is the drift of the machine between the phases' })
 }
