@@ -6,10 +6,9 @@
 //               measured around each send-throughput level (withDatabaseCeiling)
 //   light_load_floor_*  what no server acknowledges faster at light load: the bare
 //               Fastify process answering only once it committed one row and its NOTIFY
-//               in one statement. Timed the way light load comes, one request at a time
-//               after an idle pause (IDLE_PAUSE_MS), so every hop wakes a sleeping process;
-//               its parts, the bare round trip (hello_rtt_ms) and the statement from the
-//               pg driver (db_stmt_ms), are timed the same way. db_tx_ms is back to back.
+//               in one statement, one request at a time, back to back (the kindest
+//               pacing: no process sleeps long); its parts, the bare round trip
+//               (hello_rtt_ms) and the statement from the pg driver (db_stmt_ms), alike.
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-baseline.js'
@@ -18,11 +17,8 @@ import type { Plan } from '../lib/plan.js'
 import { HttpClient } from '../lib/http.js'
 import { startNodeProcess } from '../lib/processes.js'
 import { ratioAtLeast, type Report } from '../lib/report.js'
-import { median, percentile, sleep } from '../lib/stats.js'
+import { median, percentile } from '../lib/stats.js'
 import { freeLoopbackPort } from '../../src/embedded-database.js'
-
-/** The pause before each light-load timing: the processes involved go idle, as between a person's messages. */
-export const IDLE_PAUSE_MS = 3
 
 /** Slices of autocannon load, at most this long: see whoamiThroughput. */
 const SLICE_SECONDS = 2
@@ -55,11 +51,10 @@ async function alternating(plan: Plan, targets: { url: string; headers: Record<s
   return sums.map((sum) => ({ ...sum, rps: sum.total / sum.seconds }))
 }
 
-/** Latencies (ms) of `count` requests, one at a time, each after an idle pause. */
-async function idleLatencies(client: HttpClient, command: string, count: number): Promise<number[]> {
+/** Latencies (ms) of `count` requests, one at a time, back to back. */
+async function sequentialLatencies(client: HttpClient, command: string, count: number): Promise<number[]> {
   const latencies: number[] = []
   for (let i = 0; i < count; i++) {
-    await sleep(IDLE_PAUSE_MS)
     const t0 = performance.now()
     const reply = await client.ok(command, {}, 'not-checked')
     latencies.push(reply.at - t0)
@@ -81,9 +76,9 @@ export async function lightLoadFloor(plan: Plan, report: Report, db: BenchDataba
     // One request at a time on one connection, through the client the delivery figures use.
     const client = new HttpClient(hello.base, { oneConnection: true })
     try {
-      const bare = await idleLatencies(client, 'hello', plan.dbLatencyTransactions)
-      report.add({ figure: 'hello_rtt_ms', value: median(bare), unit: 'ms', note: `one at a time, ${IDLE_PAUSE_MS} ms pauses, median`, extra: { requests: bare.length } })
-      const durable = await idleLatencies(client, 'durable', plan.dbLatencyTransactions)
+      const bare = await sequentialLatencies(client, 'hello', plan.dbLatencyTransactions)
+      report.add({ figure: 'hello_rtt_ms', value: median(bare), unit: 'ms', note: 'one at a time, median', extra: { requests: bare.length } })
+      const durable = await sequentialLatencies(client, 'durable', plan.dbLatencyTransactions)
       const note = 'bare Fastify answering after one durable statement'
       report.add({ figure: 'light_load_floor_ms', value: median(durable), unit: 'ms', baseline: 'db_tx_ms', note: `${note}, median`, extra: { requests: durable.length } })
       report.add({ figure: 'light_load_floor_p99_ms', value: percentile(durable, 99), unit: 'ms', baseline: 'db_tx_ms', note: `${note}, p99` })
@@ -147,8 +142,8 @@ export async function databaseCeiling(plan: Plan, report: Report, db: BenchDatab
   }
   const latencies = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 0)
   report.add({ figure: 'db_tx_ms', value: median(latencies), unit: 'ms', note: 'one client, median', extra: { transactions: latencies.length } })
-  const statements = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 500, { oneStatement: true, pauseMs: IDLE_PAUSE_MS })
-  report.add({ figure: 'db_stmt_ms', value: median(statements), unit: 'ms', note: `one durable statement, ${IDLE_PAUSE_MS} ms pauses`, extra: { statements: statements.length } })
+  const statements = await dbTransactionLatencies(db.url, db.schema, plan.dbLatencyTransactions, 500, { oneStatement: true })
+  report.add({ figure: 'db_stmt_ms', value: median(statements), unit: 'ms', note: 'one durable statement, one round trip, median', extra: { statements: statements.length } })
 }
 
 /**

@@ -82,16 +82,14 @@ export async function dbTps(url: string, schema: string, clients: number, second
 
 /**
  * Latencies (ms) of `count` such transactions from one client, one at a time, within
- * `maxMs`; with `oneStatement`, each is the single durable statement instead, and with
- * `pauseMs`, each comes after an idle pause of that long.
+ * `maxMs`; with `oneStatement`, each is the single durable statement instead.
  */
-export async function dbTransactionLatencies(url: string, schema: string, count: number, keyBase: number, { maxMs = 20_000, oneStatement = false, pauseMs = 0 } = {}): Promise<number[]> {
+export async function dbTransactionLatencies(url: string, schema: string, count: number, keyBase: number, { maxMs = 20_000, oneStatement = false } = {}): Promise<number[]> {
   const [client] = await connect(url, 1)
   try {
     const latencies: number[] = []
     const deadline = performance.now() + maxMs
     for (let pos = 1; pos <= count && performance.now() < deadline; pos++) {
-      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
       const t0 = performance.now()
       await (oneStatement ? durableStatement : durableSend)(client, schema, keyBase, pos)
       latencies.push(performance.now() - t0)
