@@ -8,9 +8,9 @@ import t from 'tap'
 import { loadConfig } from '../src/bootstrap.js'
 import { configFromEnv, ConfigError, DEFAULTS } from '../src/config.js'
 import { generateVapidKeys } from '../src/vapid.js'
-import { claimDataDir, EmbeddedDatabaseError, freeLoopbackPort, startEmbeddedDatabase } from '../src/embedded-database.js'
+import { claimDataDir, EmbeddedDatabaseError, startEmbeddedDatabase } from '../src/embedded-database.js'
 import { createTestSchema } from './helper.js'
-import { spawnServer } from './processes.js'
+import { spawnServerOnFreePort } from './processes.js'
 
 const execFile = promisify(execFileCallback)
 
@@ -112,12 +112,12 @@ t.test("VAPID_SUBJECT left at its default, which Apple's push service refuses: n
   const warnings = (lines: string[]) =>
     lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && /VAPID_SUBJECT/.test(entry.msg))
 
-  const left = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), { VAPID_SUBJECT: '', WORKERS: '2' })
+  const left = await spawnServerOnFreePort(t, schema, dataDir, { VAPID_SUBJECT: '', WORKERS: '2' })
   const [warning, ...more] = warnings(left.lines)
   t.match(warning?.msg, /VAPID_SUBJECT is mailto:admin@localhost.*Apple.*mailto:.*https:/, "says what is wrong, whom it hits and what to set")
   t.equal(more.length, 0, 'once, by the launcher, with two workers')
 
-  const set = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), { VAPID_SUBJECT: 'mailto:ops@example.com' })
+  const set = await spawnServerOnFreePort(t, schema, dataDir, { VAPID_SUBJECT: 'mailto:ops@example.com' })
   t.strictSame(warnings(set.lines), [], 'a real subject: no warning')
 })
 

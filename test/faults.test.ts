@@ -40,6 +40,7 @@ import {
   logIn,
   signUp,
   spawnServer,
+  spawnServerOnFreePort,
   startServers,
   type Json,
   type ServerProcess,
@@ -120,15 +121,6 @@ async function tempDir(t: Test, prefix: string): Promise<string> {
   return dir
 }
 
-async function distinctPorts(n: number): Promise<number[]> {
-  const ports: number[] = []
-  for (let tries = 0; ports.length < n && tries < 50; tries++) {
-    const port = await freeLoopbackPort()
-    if (!ports.includes(port)) ports.push(port)
-  }
-  return ports
-}
-
 /** Follows the cursor with timeout-0 polls, each on the next of `bases`, until an empty reply. */
 async function replay(bases: string[], token: string, from: number): Promise<{ keys: string[]; cursor: number }> {
   const keys: string[] = []
@@ -171,8 +163,8 @@ function duplicates<T>(items: T[]): T[] {
 t.test('three processes on one schema', { timeout: 90_000 }, async (t) => {
   const { url, schema } = await createTestSchema(t)
   const dataDir = await tempDir(t, 'messenger-faults-')
-  const ports = await distinctPorts(3)
-  const servers = await Promise.all(ports.map((port) => spawnServer(t, schema, dataDir, port, LOAD_ENV)))
+  const servers = await Promise.all([0, 1, 2].map(() => spawnServerOnFreePort(t, schema, dataDir, LOAD_ENV)))
+  const ports = servers.map((s) => Number(new URL(s.base).port))
   const bases = servers.map((s) => s.base) // a restarted process keeps its port, so its base
   const knex = createKnex({ url, schema, poolMax: 2 })
   t.teardown(() => knex.destroy())
@@ -452,7 +444,7 @@ t.test('database restart mid-load', { timeout: 90_000 }, async (t) => {
     await knex.destroy()
   }
   const dataDir = await tempDir(t, 'messenger-faults-data-')
-  const server = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), { ...LOAD_ENV, DATABASE_URL: dbUrl })
+  const server = await spawnServerOnFreePort(t, schema, dataDir, { ...LOAD_ENV, DATABASE_URL: dbUrl })
   const base = server.base
 
   /** LISTEN connections open on the cluster (the server's event hub), asked with a short-lived client. */
@@ -777,8 +769,8 @@ t.test('graceful shutdown: held polls answered, in-flight request finished, exit
   const GRACE_MS = 4000
   const { url, schema } = await createTestSchema(t)
   const dataDir = await tempDir(t, 'messenger-faults-shutdown-')
-  const port = await freeLoopbackPort()
-  const server = await spawnServer(t, schema, dataDir, port, { ...LOAD_ENV, SHUTDOWN_GRACE_MS: String(GRACE_MS) })
+  const server = await spawnServerOnFreePort(t, schema, dataDir, { ...LOAD_ENV, SHUTDOWN_GRACE_MS: String(GRACE_MS) })
+  const port = Number(new URL(server.base).port)
 
   const alice = await signUp(server) // sends the in-flight message
   const dave = await signUp(server)

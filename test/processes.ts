@@ -108,14 +108,26 @@ export async function spawnServer(t: Test, schema: string, dataDir: string, port
   return { child, pid, base: `http://127.0.0.1:${port}`, schema, lines, errorLines, exited }
 }
 
+/** Attempts at a free port: another test process may take the one found before the server listens on it. */
+const PORT_ATTEMPTS = 3
+
+/** spawnServer on a free port, found again when another process took it first (EADDRINUSE). */
+export async function spawnServerOnFreePort(t: Test, schema: string, dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnServer(t, schema, dataDir, await freeLoopbackPort(), env)
+    } catch (error) {
+      if (attempt >= PORT_ATTEMPTS || !(error as Error).message.includes('EADDRINUSE')) throw error
+    }
+  }
+}
+
 /** Two server processes on a fresh schema of the test database. */
 export async function startServers(t: Test, env: Record<string, string> = {}): Promise<[ServerProcess, ServerProcess]> {
   const { schema } = await createTestSchema(t)
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-two-processes-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  const ports = [await freeLoopbackPort(), await freeLoopbackPort()]
-  while (ports[1] === ports[0]) ports[1] = await freeLoopbackPort()
-  const [one, two] = await Promise.all(ports.map((port) => spawnServer(t, schema, dataDir, port, env)))
+  const [one, two] = await Promise.all([spawnServerOnFreePort(t, schema, dataDir, env), spawnServerOnFreePort(t, schema, dataDir, env)])
   return [one, two]
 }
 

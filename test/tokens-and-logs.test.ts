@@ -16,9 +16,8 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { freeLoopbackPort } from '../src/embedded-database.js'
 import { TEST_JWT_SECRET, befriend, build, call, createTestSchema, eventually, signUp, sleep, uniqueLogin, wiki, type TestSession } from './helper.js'
-import { spawnServer } from './processes.js'
+import { spawnServerOnFreePort } from './processes.js'
 
 type Json = Record<string, any>
 
@@ -191,7 +190,7 @@ t.test('no secret in the logs of a real server at LOG_LEVEL=trace', async (t) =>
   const { schema } = await createTestSchema(t)
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-logs-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  const server = await spawnServer(t, schema, dataDir, await freeLoopbackPort(), {
+  const server = await spawnServerOnFreePort(t, schema, dataDir, {
     LOG_LEVEL: 'trace',
     REQUIRE_EMAIL_VERIFICATION: 'true',
     EMAIL_RESEND_INTERVAL_SECONDS: '0',

@@ -6,9 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { freeLoopbackPort } from '../src/embedded-database.js'
 import { createTestSchema, eventually } from './helper.js'
-import { befriend, currentCursor, holdPoll, post, signUp, spawnServer, type ServerProcess } from './processes.js'
+import { befriend, currentCursor, holdPoll, post, signUp, spawnServerOnFreePort, type ServerProcess } from './processes.js'
 
 const WORKERS = 2
 
@@ -27,7 +26,7 @@ async function startLauncher(t: Test) {
   const { schema } = await createTestSchema(t)
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'messenger-workers-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
-  return spawnServer(t, schema, dataDir, await freeLoopbackPort(), { WORKERS: String(WORKERS) })
+  return spawnServerOnFreePort(t, schema, dataDir, { WORKERS: String(WORKERS) })
 }
 
 t.test(`WORKERS=${WORKERS}: workers share the port, a dead one is replaced, SIGTERM stops them all after answering held polls`, async (t) => {
