@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { databaseCeiling, lightLoadFloor, whoamiThroughput, whoamiVariant } from './figures/baselines.js'
+import { databaseLatency, lightLoadFloor, whoamiThroughput, whoamiVariant } from './figures/baselines.js'
 import { deliveryLatency } from './figures/delivery.js'
 import { logGrowth } from './figures/growth.js'
 import { HELD_POLL_SECONDS, heldPolls } from './figures/held-polls.js'
@@ -26,10 +26,10 @@ import { freeLoopbackPort } from '../src/embedded-database.js'
 
 const wallStart = performance.now()
 const plan = makePlan(process.argv.includes('--smoke'))
-// --only=a,b: just the groups whose names contain one of these (and the database ceiling,
+// --only=a,b: just the groups whose names contain one of these (and the database latency,
 // every send figure's baseline), for profiling one figure at a time.
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
-const selected = (name: string) => !only || name === 'baseline: database ceiling' || only.some((part) => name.includes(part))
+const selected = (name: string) => !only || name === 'baseline: database latency' || only.some((part) => name.includes(part))
 // --cpu-prof: the server writes a V8 CPU profile (open it in Chrome DevTools) into ./profiles at exit.
 // Always: SIGWINCH makes the server collect its garbage (bench/lib/gc-on-signal.mjs), for the
 // held-poll memory figure.
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   log(`seeded ${seeded} users`)
 
   // Baselines that need no messenger server: nothing else runs while they are measured.
-  await group('baseline: database ceiling', () => databaseCeiling(plan, report, db))
+  await group('baseline: database latency', () => databaseLatency(plan, report, db))
   await group('baseline: light-load floor (hello-world)', () => lightLoadFloor(plan, report, db, defer))
 
   /** A messenger server on the bench's database, with `workers` processes. */

@@ -2,8 +2,9 @@
 // run so that every ratio compares like with like.
 //   hello_rps   a bare Fastify route (JSON body in, JSON out) in its own process
 //   whoami_rps  the server's cheapest authenticated command, loaded in turn with hello_rps
-//   db_tps_N    durable send-shaped transactions straight through the pg driver, N at once,
-//               measured around each send-throughput level (withDatabaseCeiling)
+//   db_tx_ms    one durable send-shaped transaction straight through the pg driver
+//   db_tps_N    the same, N clients at once, measured around each send-throughput level
+//               (databaseCeilingHalf)
 //   light_load_floor_*  what no server acknowledges faster at light load: the bare
 //               Fastify process answering only once it committed one row and its NOTIFY
 //               in one statement, one request at a time, back to back (the kindest
@@ -16,7 +17,7 @@ import type { BenchDatabase } from '../lib/database.js'
 import type { Plan } from '../lib/plan.js'
 import { HttpClient } from '../lib/http.js'
 import { startNodeProcess } from '../lib/processes.js'
-import { ratioAtLeast, type Report } from '../lib/report.js'
+import { ratioAtLeast, type FigureInput, type Report } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
 import { freeLoopbackPort } from '../../src/embedded-database.js'
 
@@ -51,6 +52,18 @@ async function alternating(plan: Plan, targets: { url: string; headers: Record<s
   return sums.map((sum) => ({ ...sum, rps: sum.total / sum.seconds }))
 }
 
+/** A rate as a figure: not a number when any request failed. */
+function rpsFigure(plan: Plan, figure: string, run: Awaited<ReturnType<typeof alternating>>[number]): FigureInput {
+  const failed = run.non2xx + run.errors
+  return {
+    figure,
+    value: failed === 0 ? run.rps : Number.NaN,
+    unit: 'req/s',
+    note: failed > 0 ? `${run.non2xx} non-2xx, ${run.errors} errors` : undefined,
+    extra: { connections: plan.autocannonConnections, seconds: run.seconds, non2xx: run.non2xx, errors: run.errors },
+  }
+}
+
 /** Latencies (ms) of `count` requests, one at a time, back to back. */
 async function sequentialLatencies(client: HttpClient, command: string, count: number): Promise<number[]> {
   const latencies: number[] = []
@@ -69,7 +82,7 @@ async function startHello(defer: (undo: () => Promise<void>) => void, db?: Bench
   return startNodeProcess('hello-server', 'bench/hello-server.ts', port, env, defer)
 }
 
-/** After databaseCeiling: the floor's ratios are to db_tx_ms. */
+/** After databaseLatency: the floor's ratios are to db_tx_ms. */
 export async function lightLoadFloor(plan: Plan, report: Report, db: BenchDatabase, defer: (undo: () => Promise<void>) => void): Promise<void> {
   const hello = await startHello(defer, db)
   try {
@@ -103,17 +116,8 @@ export async function whoamiThroughput(plan: Plan, report: Report, base: string,
       { url: `${hello.base}/hello`, headers: { authorization: 'Bearer not-checked' } },
       { url: `${base}/whoami`, headers: { authorization: `Bearer ${token}` } },
     ])
-    const extra = (run: typeof bare) => ({ connections: plan.autocannonConnections, seconds: run.seconds, non2xx: run.non2xx, errors: run.errors })
-    report.add({ figure: 'hello_rps', value: bare.rps, unit: 'req/s', extra: extra(bare) })
-    report.add({
-      figure: 'whoami_rps',
-      value: whoami.non2xx + whoami.errors === 0 ? whoami.rps : Number.NaN,
-      unit: 'req/s',
-      baseline: 'hello_rps',
-      target: ratioAtLeast(0.3),
-      note: whoami.non2xx + whoami.errors > 0 ? `${whoami.non2xx} non-2xx, ${whoami.errors} errors` : undefined,
-      extra: extra(whoami),
-    })
+    report.add(rpsFigure(plan, 'hello_rps', bare))
+    report.add({ ...rpsFigure(plan, 'whoami_rps', whoami), baseline: 'hello_rps', target: ratioAtLeast(0.3) })
   } finally {
     await hello.stop()
   }
@@ -122,17 +126,11 @@ export async function whoamiThroughput(plan: Plan, report: Report, base: string,
 /** The same whoami run against another server (e.g. more workers), compared with the first. */
 export async function whoamiVariant(plan: Plan, report: Report, base: string, token: string, suffix: string): Promise<void> {
   const [whoami] = await alternating(plan, [{ url: `${base}/whoami`, headers: { authorization: `Bearer ${token}` } }])
-  report.add({
-    figure: `whoami_rps_${suffix}`,
-    value: whoami.non2xx + whoami.errors === 0 ? whoami.rps : Number.NaN,
-    unit: 'req/s',
-    baseline: 'whoami_rps',
-    note: whoami.non2xx + whoami.errors > 0 ? `${whoami.non2xx} non-2xx, ${whoami.errors} errors` : undefined,
-    extra: { non2xx: whoami.non2xx, errors: whoami.errors },
-  })
+  report.add({ ...rpsFigure(plan, `whoami_rps_${suffix}`, whoami), baseline: 'whoami_rps' })
 }
 
-export async function databaseCeiling(plan: Plan, report: Report, db: BenchDatabase): Promise<void> {
+/** The baseline table, then one client's durable transactions and statements, timed. */
+export async function databaseLatency(plan: Plan, report: Report, db: BenchDatabase): Promise<void> {
   const admin = new pg.Client({ connectionString: db.url })
   await admin.connect()
   try {
