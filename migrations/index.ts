@@ -14,6 +14,7 @@ import * as mentions from './010_mentions.js'
 import * as readReceipts from './011_read_receipts.js'
 import * as forwards from './012_forwards.js'
 import * as pushSubscriptions from './013_push_subscriptions.js'
+import * as usersFillfactor from './014_users_fillfactor.js'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '011_read_receipts': readReceipts,
   '012_forwards': forwards,
   '013_push_subscriptions': pushSubscriptions,
+  '014_users_fillfactor': usersFillfactor,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
