@@ -16,38 +16,35 @@ export const updateData = command({
   reply: UpdateDataReply,
   logAs: 'held',
   run: async ({ app, session, request, reply }, body) => {
-    // The reply's socket closing before we answered means the client went away.
-    const gone = new AbortController()
-    const onClose = () => gone.abort()
-    reply.raw.once('close', onClose)
-    // Gone already, while the request was being authenticated: don't hold anything for it.
-    if (request.raw.socket?.destroyed) gone.abort()
-    try {
-      const result = await app.services.updates.poll({
-        userId: session.userId,
-        sessionId: session.sessionId,
-        cursor: body.cursor,
-        lastTime: body.last_time ?? body.last_update,
-        timeoutSeconds: body.timeout,
-        signal: gone.signal,
-        // The desktop client reads only what the protocol defined: no typing notices for it.
-        typing: (request.routeOptions.config as { dialect?: string }).dialect !== 'wiki',
-      })
-      if (result.msg_array.length + result.events_array.length > 0) {
-        // The cursor is the newest entry's position: microseconds since the epoch.
-        app.metrics.deliveryLag.observe(Math.max(0, Date.now() / 1000 - result.cursor / 1e6))
-      }
-      if (body.cursor === undefined) {
-        // Written out in full: only then does the server-kept position move.
-        reply.raw.once('finish', () => {
-          app.services.updates.acknowledge(session.userId, result.cursor).catch((err) => {
-            if (!app.dbHealth.noteFailure(err)) reply.log.error({ err }, 'acknowledge failed')
-          })
-        })
-      }
-      return result
-    } finally {
-      reply.raw.removeListener('close', onClose)
+    const result = await app.services.updates.poll({
+      userId: session.userId,
+      sessionId: session.sessionId,
+      cursor: body.cursor,
+      lastTime: body.last_time ?? body.last_update,
+      timeoutSeconds: body.timeout,
+      // The reply's socket closing before we answered means the client went away; gone
+      // already (while the request was being authenticated): hold nothing for it. A listener
+      // rather than an AbortController: one poll per answered message, and they add up.
+      onGone(listener) {
+        if (request.raw.socket?.destroyed) listener()
+        reply.raw.once('close', listener)
+        return () => reply.raw.removeListener('close', listener)
+      },
+      // The desktop client reads only what the protocol defined: no typing notices for it.
+      typing: (request.routeOptions.config as { dialect?: string }).dialect !== 'wiki',
+    })
+    if (result.msg_array.length + result.events_array.length > 0) {
+      // The cursor is the newest entry's position: microseconds since the epoch.
+      app.metrics.deliveryLag.observe(Math.max(0, Date.now() / 1000 - result.cursor / 1e6))
     }
+    if (body.cursor === undefined) {
+      // Written out in full: only then does the server-kept position move.
+      reply.raw.once('finish', () => {
+        app.services.updates.acknowledge(session.userId, result.cursor).catch((err) => {
+          if (!app.dbHealth.noteFailure(err)) reply.log.error({ err }, 'acknowledge failed')
+        })
+      })
+    }
+    return result
   },
 })

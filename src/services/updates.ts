@@ -26,8 +26,8 @@ export interface PollRequest {
   /** Skip entries older than this UNIX second. */
   lastTime?: number
   timeoutSeconds?: number
-  /** Aborted when the client goes away. */
-  signal: AbortSignal
+  /** Calls `listener` when the client goes away (at once if it has); returns what stops listening. */
+  onGone(listener: () => void): () => void
   /** The answer may carry typing notices (the wiki dialect's may not). */
   typing?: boolean
 }
@@ -56,9 +56,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
       const deadline = clock.now() + holdMs
       const waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
-      const onGone = () => waiter.wake('gone')
-      request.signal.addEventListener('abort', onGone)
-      if (request.signal.aborted) onGone()
+      const stopWatching = request.onGone(() => waiter.wake('gone'))
       try {
         await assertSessionLive(request)
         await presence.seen(request.userId)
@@ -95,7 +93,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
         const typing = waiter.takeTyping()
         return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries), ...(typing.length > 0 ? { typing } : {}) }
       } finally {
-        request.signal.removeEventListener('abort', onGone)
+        stopWatching()
         waiter.close()
         presence.pollEnded(request.userId)
       }
