@@ -34,7 +34,9 @@ const EXPECTED = [
   'delivery_reordered',
   ...[16, 64].flatMap((n) => [
     `sends_per_s_${n}`,
-    ...['errors', 'delivery_p50_ms', 'delivery_p99_ms', 'drain_ms', 'lost', 'duplicated', 'reordered'].map((what) => `sends_${n}_${what}`),
+    ...['errors', 'delivery_p50_ms', 'delivery_p99_ms', 'drain_ms', 'lost', 'duplicated', 'reordered', 'cpu_server_ms_per_send', 'cpu_bench_ms_per_send'].map(
+      (what) => `sends_${n}_${what}`,
+    ),
   ]),
   'poll_ms_empty',
   'send_ms_empty',

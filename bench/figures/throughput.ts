@@ -6,6 +6,7 @@
 // client would, so a retry can never create a second message.
 import { databaseCeilingHalf, reportDatabaseCeiling } from './baselines.js'
 import { HttpClient } from '../lib/http.js'
+import { cpuSplit } from '../lib/processes.js'
 import { catchUp, PollLoop } from '../lib/poller.js'
 import { below, ratioAtLeast, zero } from '../lib/report.js'
 import { percentile, sleep } from '../lib/stats.js'
@@ -72,9 +73,12 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   let acked = 0
   let sendStart = 0
   let lastAck = 0
+  let cpuBefore: Awaited<ReturnType<typeof cpuSplit>> | undefined
+  let cpuDuring: ReturnType<typeof cpuPerSend> | undefined
   try {
     await sleep(300) // the receivers' polls are held before the first send
     await Promise.all(senders.map((s, i) => senderConnection(i).ok('whoami', {}, s.token))) // connections open
+    cpuBefore = await cpuSplit(server.pid)
     sendStart = performance.now()
     const sendDeadline = sendStart + plan.throughputSeconds * 1000
     await Promise.all(
@@ -98,6 +102,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
         }
       }),
     )
+    cpuDuring = cpuPerSend(cpuBefore!, await cpuSplit(server.pid), acked)
     // Drain: wait (bounded) until every acknowledged message has arrived.
     const drainDeadline = performance.now() + plan.drainTimeoutMs
     while (pending.size > 0 && performance.now() < drainDeadline) await sleep(2)
@@ -140,6 +145,14 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
     },
   })
   report.add({ figure: name('errors'), value: errors, unit: 'errors' })
+  // Where a send's CPU goes, while the senders run (the drain and the ceiling excluded): what
+  // bounds sends per second when the load generator, the server and PostgreSQL share the cores.
+  // Not for a variant: its workers are children of the process measured as the server.
+  if (cpuDuring && !variant) {
+    report.add({ figure: name('cpu_server_ms_per_send'), value: cpuDuring.server, unit: 'ms' })
+    report.add({ figure: name('cpu_bench_ms_per_send'), value: cpuDuring.bench, unit: 'ms', note: 'the load generator' })
+    if (ctx.db.embedded) report.add({ figure: name('cpu_database_ms_per_send'), value: cpuDuring.database, unit: 'ms' })
+  }
   report.add({ figure: name('delivery_p50_ms'), value: percentile(latencies, 50), unit: 'ms' })
   report.add({ figure: name('delivery_p99_ms'), value: percentile(latencies, 99), unit: 'ms', target: loaded ? below(100, 'ms') : undefined })
   report.add({
@@ -152,4 +165,12 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   report.add({ figure: name('lost'), value: missing.length, unit: 'msgs', target: zero })
   report.add({ figure: name('duplicated'), value: duplicated, unit: 'msgs', target: zero })
   report.add({ figure: name('reordered'), value: reordered, unit: 'msgs', target: zero })
+}
+
+/** CPU milliseconds per acknowledged send between two readings, by process. */
+function cpuPerSend(before: Awaited<ReturnType<typeof cpuSplit>>, after: Awaited<ReturnType<typeof cpuSplit>>, sends: number) {
+  const per = (seconds: number) => (sends > 0 ? (1000 * seconds) / sends : Number.NaN)
+  const bench = after.bench - before.bench
+  const server = after.server - before.server
+  return { bench: per(bench), server: per(server), database: per(after.tree - before.tree - bench - server) }
 }
