@@ -26,7 +26,10 @@ export const updateData = command({
       // already (while the request was being authenticated): hold nothing for it. A listener
       // rather than an AbortController: one poll per answered message, and they add up.
       onGone(listener) {
-        if (request.raw.socket?.destroyed) listener()
+        if (request.raw.socket?.destroyed) {
+          listener()
+          return () => {}
+        }
         reply.raw.once('close', listener)
         return () => reply.raw.removeListener('close', listener)
       },

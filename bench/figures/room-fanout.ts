@@ -6,6 +6,7 @@
 // once, and the figure would time V8 compiling it.
 import { HeldPolls } from '../lib/held-polls.js'
 import { HttpClient } from '../lib/http.js'
+import { waitQuiet } from '../lib/processes.js'
 import { below, zero } from '../lib/report.js'
 import { maximum, percentile, sleep } from '../lib/stats.js'
 import type { BenchContext } from '../lib/context.js'
@@ -48,7 +49,10 @@ export async function roomFanout(ctx: BenchContext, cursors: Map<number, number>
   try {
     const { opened } = await held.open(members, 120_000)
     if (opened < members.length) throw new Error(`room fan-out: only ${opened} of ${members.length} member polls opened`)
-    await fanOut('room:warm-up')
+    const warmUp = await fanOut('room:warm-up')
+    if (warmUp.arrivals.size < members.length) log(`room fan-out: the warm-up message reached ${warmUp.arrivals.size} of ${members.length} members`)
+    // The members' next polls taken and the server quiet, so the timed message starts alone.
+    await waitQuiet(10_000)
     const { t0, reply, arrivals } = await fanOut('room:fanout')
     const latencies = [...arrivals.values()].map((at) => at - t0)
     const lost = members.length - arrivals.size
