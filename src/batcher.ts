@@ -7,7 +7,9 @@
 // An item goes out at once when the database is idle (no added latency at light load);
 // while `maxInFlight` batches run, new items wait and leave together, up to `maxBatch`,
 // as soon as one batch is done. So a batch grows with the load, and every caller is
-// answered only once its batch is done (for a write: committed). If a batch fails, its
+// answered only once its batch is done (for a write: committed). A batch may free its
+// place earlier, once the database is done with it (`release`): the next batch then goes
+// to the database before this one's callers are answered, instead of after. If a batch fails, its
 // items run again one after another, so one bad item fails only its own caller; unless
 // the failure is not an item's (`failsEveryItem`: the database is away), when all of them
 // get it at once rather than one timeout after another.
@@ -23,8 +25,15 @@ interface Waiting<Item, Result> {
   reject: (error: unknown) => void
 }
 
+/**
+ * Frees the batch's place among those in flight and starts the next batch, if items wait:
+ * true if one started. For a batch whose remaining work can no longer fail; later calls
+ * do nothing.
+ */
+export type Release = () => boolean
+
 export function createBatcher<Item, Result>(
-  run: (items: Item[]) => Promise<Result[]>,
+  run: (items: Item[], release: Release) => Promise<Result[]>,
   { maxBatch, maxInFlight, failsEveryItem = () => false }: BatcherOptions,
 ) {
   const queue: Waiting<Item, Result>[] = []
@@ -33,27 +42,36 @@ export function createBatcher<Item, Result>(
   /** Statements run and items they carried (their ratio is the mean batch size). */
   const stats = { batches: 0, items: 0 }
 
-  async function runBatch(batch: Waiting<Item, Result>[]): Promise<void> {
+  async function runBatch(batch: Waiting<Item, Result>[], release: Release): Promise<void> {
     try {
       stats.batches++
       stats.items += batch.length
-      const results = await run(batch.map((waiting) => waiting.item))
+      const results = await run(batch.map((waiting) => waiting.item), release)
       batch.forEach((waiting, i) => waiting.resolve(results[i]))
     } catch (error) {
       if (batch.length === 1 || failsEveryItem(error)) return batch.forEach((waiting) => waiting.reject(error))
-      for (const waiting of batch) await runBatch([waiting])
+      // One at a time, in the place this batch holds.
+      for (const waiting of batch) await runBatch([waiting], () => false)
     }
   }
 
-  function flush(): void {
+  /** Starts batches while places are free; true if it started one. */
+  function flush(): boolean {
     flushScheduled = false
+    let started = false
     while (inFlight < maxInFlight && queue.length > 0) {
       inFlight++
-      void runBatch(queue.splice(0, maxBatch)).finally(() => {
+      started = true
+      let holding = true
+      const release: Release = () => {
+        if (!holding) return false
+        holding = false
         inFlight--
-        flush()
-      })
+        return flush()
+      }
+      void runBatch(queue.splice(0, maxBatch), release).finally(release)
     }
+    return started
   }
 
   return {

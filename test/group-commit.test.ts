@@ -212,6 +212,42 @@ t.test('createBatcher', async (t) => {
     await Promise.allSettled(['a', 'bad', 'b'].map((item) => failing.submit(item)))
     t.same({ ...failing.stats }, { batches: 4, items: 6 }, 'one batch of three, then three single retries')
   })
+
+  t.test('a batch that releases its place: the next batch goes out before its callers are answered', async (t) => {
+    const order: string[] = []
+    const done = [deferred(), deferred(), deferred()]
+    let written = 0
+    const group = createBatcher(
+      async (items: string[], release) => {
+        order.push(`write ${items.join(',')}`)
+        await done[written++].promise
+        order.push(`release: ${release() ? 'the next batch started' : 'none waiting'}`)
+        t.notOk(release(), 'a second release does nothing')
+        await nextTurn()
+        return items.map((item) => `r${item}`)
+      },
+      { maxBatch: 100, maxInFlight: 1 },
+    )
+    const answered = (item: string) => group.submit(item).then((result) => void order.push(`answered ${result}`))
+    const first = answered('0')
+    await nextTurn()
+    const second = answered('1')
+    await nextTurn()
+    t.same(order, ['write 0'], 'one batch in flight')
+
+    done[0].resolve()
+    await first
+    t.same(order, ['write 0', 'write 1', 'release: the next batch started', 'answered r0'], "the next batch was written before the first one's caller was answered")
+    const third = answered('2')
+    await sleep(10)
+    t.same(order.slice(4), [], 'the end of the released batch frees no second place: the queued item waits for the batch in flight')
+
+    done[1].resolve()
+    await second
+    done[2].resolve()
+    await third
+    t.same(order.slice(4), ['write 2', 'release: the next batch started', 'answered r1', 'release: none waiting', 'answered r2'], 'then one after another, as before')
+  })
 })
 
 /** The current log_head of each user. */

@@ -28,8 +28,9 @@
 //
 // Files: catalogue.ts (the events), sql.ts (the statements, from shared fragments),
 // wake-ups.ts (NOTIFY to held polls), read.ts (reads and rendering).
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Knex } from 'knex'
-import { createBatcher } from '../batcher.js'
+import { createBatcher, type Release } from '../batcher.js'
 import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import { isDatabaseUnavailable } from '../database.js'
@@ -157,13 +158,16 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
   listener.subscribe((wakeUp) => gate.pass(wakeUp))
   // Group commit: concurrent direct sends share one statement and one commit, whose
   // entries go to the polls held here (the NOTIFY reaches the other processes).
-  const sendGroup = async (sends: DirectSend[]) => {
+  const sendGroup = async (sends: DirectSend[], release: Release) => {
     const recipients = sends.map((send) => send.recipientId)
     gate.begin(recipients)
     let appended: Appended[] = []
     try {
       const sent = await sendDirectMessages(db, channel, sends)
       appended = sent.appended
+      // Committed: the next group's statement goes out before this group's polls and
+      // senders are answered (their replies would keep the database idle meanwhile).
+      if (release()) await nextTurn()
       return sent.results
     } finally {
       gate.end(recipients, appended)
