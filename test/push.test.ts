@@ -210,6 +210,8 @@ t.test('404 and 410 from the push service remove the subscription', async (t) =>
   const text = await metrics(app)
   t.equal(metricValue(text, 'messenger_push_subscriptions_removed_total'), 2)
   t.equal(metricValue(text, 'messenger_pushes_sent_total'), 1)
+  t.equal(metricValue(text, 'messenger_push_lookups_total'), 1, "bob holds no poll: the message's notice was looked up")
+  t.equal(metricValue(text, 'messenger_push_lookup_statements_total'), 1, 'in one statement')
 
   await ok(app, 'send_msg', { to_uid: bob.uid, msg: 'two' }, alice)
   await pushesTo(service, fine, 2)

@@ -40,6 +40,7 @@ export function describeWork(before: ServerWork, after: ServerWork): string {
     `requests: ${routes.join(', ') || 'none'}; ` +
     `${grouped('direct sends', 'messenger_direct_sends_total', 'messenger_direct_send_statements_total')}; ` +
     `${grouped('log reads', 'messenger_log_reads_total', 'messenger_log_read_statements_total')}, ` +
-    `${delta('messenger_log_reads_skipped_total')} skipped`
+    `${delta('messenger_log_reads_skipped_total')} skipped; ` +
+    `${grouped('push look-ups', 'messenger_push_lookups_total', 'messenger_push_lookup_statements_total')}`
   )
 }

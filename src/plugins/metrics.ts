@@ -103,6 +103,8 @@ export default fp(
       () => app.services.presence.stats().items,
     )
     const pushes = () => app.services.push.stats()
+    serviceCounter('messenger_push_lookups_total', 'Notices of news for users without a poll held here, whose push subscriptions were looked up', () => pushes().lookedUp)
+    serviceCounter('messenger_push_lookup_statements_total', 'Statements that made those look-ups (notices waiting together share one)', () => pushes().lookupStatements)
     serviceCounter('messenger_pushes_sent_total', 'Web pushes the push services accepted', () => pushes().sent)
     serviceCounter('messenger_pushes_failed_total', 'Web pushes given up on (refused, or failing after PUSH_RETRIES retries)', () => pushes().failed)
     serviceCounter('messenger_pushes_dropped_total', 'Web pushes dropped unsent because PUSH_QUEUE_LIMIT were waiting', () => pushes().dropped)

@@ -183,10 +183,13 @@ export function createPush({ db, config, clock, log }: ServiceDeps, presence: Pr
 
     /**
      * For /metrics and tests: pushes sent, failed, gone (subscription removed), dropped
-     * (queue full); those waiting to be tried again, and all work not yet done.
+     * (queue full); those waiting to be tried again, and all work not yet done; the notices
+     * whose recipients' subscriptions were looked up, and the statements that did it.
      */
     stats: () => ({
       ...delivery.stats,
+      lookedUp: lookups.stats.items,
+      lookupStatements: lookups.stats.batches,
       dropped: delivery.stats.dropped + droppedNotices,
       retrying: delivery.retrying(),
       pending: looking + delivery.pending(),
