@@ -1,7 +1,9 @@
 // The hello-world baseline: a bare Fastify app in its own process, one POST route that
 // parses a JSON body and answers JSON, the same work minus the messenger's logic. Given a
-// database (DATABASE_URL, DATABASE_SCHEMA), also the least a durable send can be: a route
-// that commits one row and its NOTIFY in one statement before it answers.
+// database (DATABASE_URL, DATABASE_SCHEMA), also the least a durable send and its delivery
+// can be: a route that commits one row and its NOTIFY in one statement before it answers,
+// and a long poll that a LISTEN connection answers when such a NOTIFY arrives (the
+// messenger's own path from a commit to a held poll, without its logic).
 import Fastify from 'fastify'
 import pg from 'pg'
 
@@ -22,6 +24,39 @@ if (database && schema) {
       values: ['{"msg":"bench"}'],
     })
     return { id: Number(rows[0].id) }
+  })
+
+  // The long poll: `after` is the count of NOTIFYs the caller has seen, a cursor. It answers
+  // at once when more arrived since, else with the next one (or empty after 25 s).
+  const listener = new pg.Client({ connectionString: url })
+  await listener.connect()
+  let notified = 0
+  const waiters = new Set<() => void>()
+  listener.on('notification', () => {
+    notified++
+    for (const wake of [...waiters]) wake()
+  })
+  await listener.query('LISTEN bench_hello')
+  app.post<{ Body: { after?: number } }>('/wait', async (request) => {
+    const after = Number(request.body?.after ?? 0)
+    if (notified <= after) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          waiters.delete(done)
+          resolve()
+        }
+        const timer = setTimeout(done, 25_000)
+        waiters.add(done)
+      })
+    }
+    return { notified }
+  })
+  app.addHook('preClose', async () => {
+    for (const wake of [...waiters]) wake()
+  })
+  app.addHook('onClose', async () => {
+    await listener.end()
   })
 }
 await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' })

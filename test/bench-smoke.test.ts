@@ -21,6 +21,8 @@ const EXPECTED = [
   'db_stmt_ms',
   'light_load_floor_ms',
   'light_load_floor_p99_ms',
+  'delivery_floor_ms',
+  'delivery_floor_p99_ms',
   'db_tps_16',
   'db_tps_64',
   'server_rss_idle_mb',

@@ -10,6 +10,9 @@
 //               in one statement, one request at a time, back to back (the kindest
 //               pacing: no process sleeps long); its parts, the bare round trip
 //               (hello_rtt_ms) and the statement from the pg driver (db_stmt_ms), alike.
+//   delivery_floor_*  the same process delivering: a receiver long-polls it with a cursor,
+//               and its LISTEN connection answers the poll when the commit's NOTIFY
+//               arrives; timed like the messenger's delivery, from the send to the reply.
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-baseline.js'
@@ -75,6 +78,50 @@ async function sequentialLatencies(client: HttpClient, command: string, count: n
   return latencies
 }
 
+/**
+ * Latencies (ms) from a `durable` send to its NOTIFY reaching the receiver's long poll, one
+ * message at a time, the first `warmup` untimed.
+ */
+async function deliveryFloorLatencies(sender: HttpClient, receiver: HttpClient, count: number, warmup: number): Promise<number[]> {
+  const notifiedOf = (body: unknown) => (body as { notified: number }).notified
+  let seen = notifiedOf((await receiver.ok('wait', { after: -1 })).body) // answers at once
+  let expected: { count: number; arrived: (at: number) => void } | undefined
+  let stopped = false
+  const polling = (async () => {
+    while (!stopped) {
+      const reply = await receiver.ok('wait', { after: seen })
+      seen = notifiedOf(reply.body)
+      if (expected && seen >= expected.count) expected.arrived(reply.at)
+    }
+  })().catch((error) => {
+    if (!stopped) throw error
+  })
+  const latencies: number[] = []
+  try {
+    for (let n = 0; n < count; n++) {
+      const arrival = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('a durable send never reached the long poll')), 5_000)
+        expected = {
+          count: seen + 1,
+          arrived(at) {
+            clearTimeout(timer)
+            resolve(at)
+          },
+        }
+      })
+      const t0 = performance.now()
+      await sender.ok('durable', {})
+      const at = await arrival
+      if (n >= warmup) latencies.push(at - t0)
+    }
+  } finally {
+    stopped = true
+    receiver.close() // ends the held poll
+    await polling
+  }
+  return latencies
+}
+
 /** The bare Fastify process, on the bench's database when given (its durable route). */
 async function startHello(defer: (undo: () => Promise<void>) => void, db?: BenchDatabase) {
   const port = await freeLoopbackPort()
@@ -95,6 +142,11 @@ export async function lightLoadFloor(plan: Plan, report: Report, db: BenchDataba
       const note = 'bare Fastify answering after one durable statement'
       report.add({ figure: 'light_load_floor_ms', value: median(durable), unit: 'ms', baseline: 'db_tx_ms', note: `${note}, median`, extra: { requests: durable.length } })
       report.add({ figure: 'light_load_floor_p99_ms', value: percentile(durable, 99), unit: 'ms', baseline: 'db_tx_ms', note: `${note}, p99` })
+      // As many messages as the messenger's delivery figure times, on a connection each.
+      const delivered = await deliveryFloorLatencies(client, new HttpClient(hello.base, { oneConnection: true }), plan.deliveryWarmup + plan.deliveryMessages, plan.deliveryWarmup)
+      const deliveryNote = 'bare Fastify answering a long poll when the NOTIFY of a durable send arrives'
+      report.add({ figure: 'delivery_floor_ms', value: median(delivered), unit: 'ms', baseline: 'db_tx_ms', note: `${deliveryNote}, median`, extra: { messages: delivered.length } })
+      report.add({ figure: 'delivery_floor_p99_ms', value: percentile(delivered, 99), unit: 'ms', baseline: 'db_tx_ms', note: `${deliveryNote}, p99` })
     } finally {
       client.close()
     }
