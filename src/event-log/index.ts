@@ -138,19 +138,21 @@ const DIRECT_SEND_GROUPS_IN_FLIGHT = 1
 
 export interface EventLogOptions {
   db: Knex
+  /** For direct sends outside a transaction and log reads: their statements on generic plans (src/database.ts). */
+  hotDb: Knex
   config: Pick<Config, 'databaseUrl' | 'databaseSchema' | 'maxHeldPollsPerUser' | 'pollBatchLimit'>
   clock: Clock
   log: ListenerOptions['log']
   noteFailure?: ListenerOptions['noteFailure']
 }
 
-export function createEventLog({ db, config, clock, log, noteFailure }: EventLogOptions) {
+export function createEventLog({ db, hotDb, config, clock, log, noteFailure }: EventLogOptions) {
   const channel = channelOf(config.databaseSchema)
   const listener = new WakeUpListener({ connectionString: config.databaseUrl!, channel, log, noteFailure })
   const polls = new HeldPolls(config.maxHeldPollsPerUser, clock)
   /** Polls answered with entries handed over, without reading the log. */
   let handedOver = 0
-  const reader = createLogReader(db, config.pollBatchLimit, () => listener.listening)
+  const reader = createLogReader(hotDb, config.pollBatchLimit, () => listener.listening)
   const gate = new HandOverGate((wakeUp) => {
     polls.handle(wakeUp)
     reader.handle(wakeUp)
@@ -163,7 +165,7 @@ export function createEventLog({ db, config, clock, log, noteFailure }: EventLog
     gate.begin(recipients)
     let appended: Appended[] = []
     try {
-      const sent = await sendDirectMessages(db, channel, sends)
+      const sent = await sendDirectMessages(hotDb, channel, sends)
       appended = sent.appended
       // Committed: the next group's statement goes out before this group's polls and
       // senders are answered (their replies would keep the database idle meanwhile).

@@ -13,6 +13,7 @@ export default fp(
   async (app) => {
     const eventLog = createEventLog({
       db: app.db,
+      hotDb: app.hotDb,
       config: app.config,
       clock: app.clock,
       log: app.log,
