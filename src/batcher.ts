@@ -9,10 +9,10 @@
 // as soon as one batch is done. So a batch grows with the load, and every caller is
 // answered only once its batch is done (for a write: committed). A batch may free its
 // place earlier, once the database is done with it (`release`): the next batch then goes
-// to the database before this one's callers are answered, instead of after. If a batch fails, its
-// items run again one after another, so one bad item fails only its own caller; unless
-// the failure is not an item's (`failsEveryItem`: the database is away), when all of them
-// get it at once rather than one timeout after another.
+// to the database before this one's callers are answered, instead of after. If a batch
+// fails before that, its items run again one after another, so one bad item fails only
+// its own caller; unless the failure is not an item's (`failsEveryItem`: the database is
+// away), when all of them get it at once rather than one timeout after another.
 export interface BatcherOptions {
   maxBatch: number
   maxInFlight: number
@@ -43,13 +43,20 @@ export function createBatcher<Item, Result>(
   const stats = { batches: 0, items: 0 }
 
   async function runBatch(batch: Waiting<Item, Result>[], release: Release): Promise<void> {
+    let released = false
+    const releaseHere: Release = () => {
+      released = true
+      return release()
+    }
     try {
       stats.batches++
       stats.items += batch.length
-      const results = await run(batch.map((waiting) => waiting.item), release)
+      const results = await run(batch.map((waiting) => waiting.item), releaseHere)
       batch.forEach((waiting, i) => waiting.resolve(results[i]))
     } catch (error) {
-      if (batch.length === 1 || failsEveryItem(error)) return batch.forEach((waiting) => waiting.reject(error))
+      // Released, the batch's database work was done (a write committed): running its
+      // items again would do it twice.
+      if (batch.length === 1 || released || failsEveryItem(error)) return batch.forEach((waiting) => waiting.reject(error))
       // One at a time, in the place this batch holds.
       for (const waiting of batch) await runBatch([waiting], () => false)
     }

@@ -10,8 +10,8 @@ import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, 
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import { createBatcher } from '../src/batcher.js'
-import { sendDirectMessages, type DirectSend } from '../src/event-log/index.js'
-import { channelOf } from '../src/event-log/wake-ups.js'
+import { sendDirectMessages, type DirectSend, type LogEntry } from '../src/event-log/index.js'
+import { HandOverGate, channelOf, type WakeUp } from '../src/event-log/wake-ups.js'
 import { createKnex } from '../src/database.js'
 
 /** A promise with its resolve and reject in hand. */
@@ -239,7 +239,7 @@ t.test('createBatcher', async (t) => {
     await first
     t.same(order, ['write 0', 'write 1', 'release: the next batch started', 'answered r0'], "the next batch was written before the first one's caller was answered")
     const third = answered('2')
-    await sleep(10)
+    for (let turn = 0; turn < 3; turn++) await nextTurn()
     t.same(order.slice(4), [], 'the end of the released batch frees no second place: the queued item waits for the batch in flight')
 
     done[1].resolve()
@@ -247,6 +247,24 @@ t.test('createBatcher', async (t) => {
     done[2].resolve()
     await third
     t.same(order.slice(4), ['write 2', 'release: the next batch started', 'answered r1', 'release: none waiting', 'answered r2'], 'then one after another, as before')
+  })
+
+  t.test('a batch that fails after releasing its place is not run again: its work was done (a retry would store its messages twice)', async (t) => {
+    const writes: string[][] = []
+    const group = createBatcher(
+      async (items: string[], release) => {
+        writes.push([...items])
+        release()
+        throw new Error('failed after the commit')
+      },
+      { maxBatch: 100, maxInFlight: 1 },
+    )
+    const first = Promise.allSettled([group.submit('0')])
+    await nextTurn()
+    const queued = Promise.allSettled(['1', '2'].map((item) => group.submit(item)))
+    const outcomes = [...(await first), ...(await queued)]
+    t.same(outcomes.map((outcome) => outcome.status), ['rejected', 'rejected', 'rejected'], 'every caller gets the error')
+    t.same(writes, [['0'], ['1', '2']], 'each batch ran once, with no item retried alone')
   })
 })
 
@@ -282,6 +300,27 @@ t.test('the hot statements keep their generic plan (small groups were planned an
   t.same(plans.filter((plan) => plan.custom_plans > 0), [], 'no statement there was planned for its values')
   const [general] = (await app.db.raw("SELECT current_setting('plan_cache_mode') AS mode")).rows
   t.equal(general.mode, 'auto', 'the pool at large still plans a prefix search for its pattern')
+})
+
+t.test('HandOverGate: a NOTIFY heard while send groups to the same user overlap is passed on when the first ends, not when the last does', async (t) => {
+  const delivered: WakeUp[] = []
+  const gate = new HandOverGate((wakeUp) => delivered.push(wakeUp))
+  const userId = 7
+  gate.begin([userId]) // group N
+  gate.begin([userId]) // group N+1, started before N's replies (the batcher's release)
+  gate.pass({ kind: 'users', userIds: [userId], ends: [100] }) // another writer's commit
+  t.same(delivered, [], 'held while an append here may hand its entries over')
+  gate.end([userId], []) // N appended nothing for the user (every send refused)
+  t.same(delivered, [{ kind: 'users', userIds: [userId], ends: [100] }], "passed on at N's end: N+1 might be followed by another group, and another")
+
+  // N+1's own NOTIFY arrives before its result: its entries are handed over at its end.
+  const entry = { pos: 200 } as LogEntry
+  gate.pass({ kind: 'users', userIds: [userId], ends: [200] })
+  gate.end([userId], [{ userId, prev: 100, entries: [entry] }])
+  t.same(delivered.slice(1), [
+    { kind: 'entries', appended: [{ userId, prev: 100, entries: [entry] }] },
+    { kind: 'users', userIds: [userId], ends: [200] },
+  ], "N+1's entries, once its NOTIFY was heard, then the wake-up it held (old news to a poll that took them)")
 })
 
 /** The current log_head of each user. */

@@ -1,5 +1,6 @@
 // What the server did during a figure group, read off its /metrics before and after:
-// requests per route and how the direct sends and log reads were grouped. Printed with the
+// requests per route, how the direct sends and log reads were grouped, and the push
+// look-ups for recipients without a poll held in the process. Printed with the
 // CPU split, it turns "how fast" into "how much work per message".
 const COUNTERS = [
   'messenger_direct_sends_total',
@@ -7,6 +8,8 @@ const COUNTERS = [
   'messenger_log_reads_total',
   'messenger_log_read_statements_total',
   'messenger_log_reads_skipped_total',
+  'messenger_push_lookups_total',
+  'messenger_push_lookup_statements_total',
 ] as const
 
 export type ServerWork = Map<string, number>

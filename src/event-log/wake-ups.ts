@@ -430,19 +430,31 @@ export class HandOverGate {
       else this.wait(log)
     }
     if (ready.length > 0) this.deliver({ kind: 'entries', appended: ready })
+    const handedThrough = new Map(ready.map((log) => [log.userId, lastPosition(log)]))
     const released: number[] = []
+    const ends: number[] = []
     for (const userId of userIds) {
       const count = (this.inFlight.get(userId) ?? 1) - 1
-      if (count > 0) this.inFlight.set(userId, count)
-      else {
+      const heard = this.heardEarly.get(userId)
+      if (count > 0) {
+        this.inFlight.set(userId, count)
+        // Another append to this log is in flight (back-to-back send groups can keep one in
+        // flight for long): a NOTIFY these entries do not cover is passed on now, and kept
+        // for that append's entries, which may be what it announced.
+        if (heard !== undefined && (handedThrough.get(userId) ?? -1) < heard) {
+          released.push(userId)
+          ends.push(heard)
+        }
+      } else {
         this.inFlight.delete(userId)
-        if (this.heardEarly.has(userId)) released.push(userId)
+        if (heard !== undefined) {
+          released.push(userId)
+          ends.push(heard)
+          this.heardEarly.delete(userId)
+        }
       }
     }
-    if (released.length === 0) return
-    const ends = released.map((userId) => this.heardEarly.get(userId)!)
-    for (const userId of released) this.heardEarly.delete(userId)
-    this.deliver({ kind: 'users', userIds: released, ends })
+    if (released.length > 0) this.deliver({ kind: 'users', userIds: released, ends })
   }
 
   /** A wake-up from the LISTEN connection (or this process), in commit order. */
