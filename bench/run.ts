@@ -27,7 +27,8 @@ import { freeLoopbackPort } from '../src/embedded-database.js'
 const wallStart = performance.now()
 const plan = makePlan(process.argv.includes('--smoke'))
 // --only=a,b: just the groups whose names contain one of these (and the database latency,
-// every send figure's baseline), for profiling one figure at a time.
+// every send figure's baseline; the light-load floors' group names the delivery latency,
+// which they bound), for profiling one figure at a time.
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
 const selected = (name: string) => !only || name === 'baseline: database latency' || only.some((part) => name.includes(part))
 // --cpu-prof: the server writes a V8 CPU profile (open it in Chrome DevTools) into ./profiles at exit.
@@ -187,7 +188,7 @@ async function main(): Promise<void> {
     // runs), and a ratio compares like with like only when both sides meet the same drift.
     // The server is idle meanwhile.
     ['baseline: database latency', () => databaseLatency(plan, report, db)],
-    ['baseline: light-load floor (hello-world)', () => lightLoadFloor(plan, report, db, defer)],
+    ['baseline: light-load floors (hello-world), for the delivery latency', () => lightLoadFloor(plan, report, db, defer)],
     ['delivery latency', () => deliveryLatency(ctx)],
     ...plan.throughputLevels.map((level, i): [string, () => Promise<void>] => [`send throughput, ${level} senders`, () => sendThroughput(ctx, i)]),
     // Before the held polls: their users going offline 60 s after a level must not overlap the timings.

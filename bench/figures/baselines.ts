@@ -22,6 +22,7 @@ import { HttpClient } from '../lib/http.js'
 import { startNodeProcess } from '../lib/processes.js'
 import { ratioAtLeast, type FigureInput, type Report } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
+import { ARRIVAL_TIMEOUT_MS } from './delivery.js'
 import { freeLoopbackPort } from '../../src/embedded-database.js'
 
 /** Slices of autocannon load, at most this long: see whoamiThroughput. */
@@ -79,39 +80,46 @@ async function sequentialLatencies(client: HttpClient, command: string, count: n
 }
 
 /**
- * Latencies (ms) from a `durable` send to its NOTIFY reaching the receiver's long poll, one
- * message at a time, the first `warmup` untimed.
+ * Latencies (ms) from a `durable` send to the first long-poll reply that heard of its row,
+ * one message at a time, the first `warmup` untimed.
  */
 async function deliveryFloorLatencies(sender: HttpClient, receiver: HttpClient, count: number, warmup: number): Promise<number[]> {
-  const notifiedOf = (body: unknown) => (body as { notified: number }).notified
-  let seen = notifiedOf((await receiver.ok('wait', { after: -1 })).body) // answers at once
-  let expected: { count: number; arrived: (at: number) => void } | undefined
+  const newestOf = (body: unknown) => (body as { newest: number }).newest
+  let heard = newestOf((await receiver.ok('wait', { after: -1 })).body) // answers at once
+  /** The poll's replies since the current send started: the newest row each heard of. */
+  let replies: { newest: number; at: number }[] = []
+  let awaited: { id: number; arrived: (at: number | undefined) => void } | undefined
+  let pollError: unknown
   let stopped = false
   const polling = (async () => {
     while (!stopped) {
-      const reply = await receiver.ok('wait', { after: seen })
-      seen = notifiedOf(reply.body)
-      if (expected && seen >= expected.count) expected.arrived(reply.at)
+      const reply = await receiver.ok('wait', { after: heard })
+      heard = newestOf(reply.body)
+      replies.push({ newest: heard, at: reply.at })
+      if (awaited && heard >= awaited.id) awaited.arrived(reply.at)
     }
   })().catch((error) => {
-    if (!stopped) throw error
+    if (stopped) return // the receiver's connection closed under it
+    pollError = error
+    awaited?.arrived(undefined)
   })
   const latencies: number[] = []
   try {
     for (let n = 0; n < count; n++) {
-      const arrival = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('a durable send never reached the long poll')), 5_000)
-        expected = {
-          count: seen + 1,
-          arrived(at) {
-            clearTimeout(timer)
-            resolve(at)
-          },
-        }
-      })
+      replies = []
       const t0 = performance.now()
-      await sender.ok('durable', {})
-      const at = await arrival
+      const { id } = (await sender.ok('durable', {})).body as { id: number }
+      let timer: NodeJS.Timeout | undefined
+      const at =
+        replies.find((reply) => reply.newest >= id)?.at ??
+        (await new Promise<number | undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), ARRIVAL_TIMEOUT_MS)
+          awaited = { id, arrived: resolve }
+          if (pollError !== undefined) resolve(undefined)
+        }))
+      clearTimeout(timer)
+      awaited = undefined
+      if (at === undefined) throw new Error(pollError !== undefined ? `the long poll failed: ${pollError}` : `durable row ${id} never reached the long poll`)
       if (n >= warmup) latencies.push(at - t0)
     }
   } finally {

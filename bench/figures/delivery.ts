@@ -9,7 +9,8 @@ import { ratioAtMost, zero } from '../lib/report.js'
 import { maximum, percentile } from '../lib/stats.js'
 import type { BenchContext } from '../lib/context.js'
 
-const ARRIVAL_TIMEOUT_MS = 5_000
+/** A message one at a time that has not arrived by then is counted lost to a timeout. */
+export const ARRIVAL_TIMEOUT_MS = 5_000
 
 export async function deliveryLatency(ctx: BenchContext): Promise<void> {
   const { plan, report, server } = ctx

@@ -35,7 +35,7 @@ import type { Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
-import { createLogReader, type LogEntry } from './read.js'
+import { LOG_READ_STATEMENTS_IN_FLIGHT, createLogReader, type LogEntry } from './read.js'
 import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
 import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, typingPayloads, type Appended, type ListenerOptions, type TypingNotice } from './wake-ups.js'
 
@@ -135,6 +135,9 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
 // gathers everything that arrives while the database writes this one, which measured
 // fastest (a second group in flight only competes with the first for the same cores).
 const DIRECT_SEND_GROUPS_IN_FLIGHT = 1
+
+/** Statements on the hot path's pool at once: a connection each (src/plugins/event-log.ts). */
+export const HOT_PATH_STATEMENTS_IN_FLIGHT = DIRECT_SEND_GROUPS_IN_FLIGHT + LOG_READ_STATEMENTS_IN_FLIGHT
 
 export interface EventLogOptions {
   db: Knex

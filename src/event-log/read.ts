@@ -179,7 +179,7 @@ export class LogTails {
 // Group reads: at most this many polls' reads per statement, and one statement at a time,
 // so the reads that queue behind it leave together.
 const LOG_READS_PER_STATEMENT = 64
-const LOG_READ_STATEMENTS_IN_FLIGHT = 1
+export const LOG_READ_STATEMENTS_IN_FLIGHT = 1
 
 /** The readers of the logs: group reads and log tails, for update_data. */
 export function createLogReader(db: Knex, limit: number, listening: () => boolean) {
