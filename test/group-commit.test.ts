@@ -10,7 +10,8 @@ import { backendsBlockedBy, build, call, befriend, collect, drain, insertUsers, 
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import { createBatcher } from '../src/batcher.js'
-import { sendDirectMessages, type DirectSend, type LogEntry } from '../src/event-log/index.js'
+import { sendDirectMessages, type DirectSend, type DirectSendResult, type LogEntry } from '../src/event-log/index.js'
+import { readLog } from '../src/event-log/read.js'
 import { HandOverGate, channelOf, type WakeUp } from '../src/event-log/wake-ups.js'
 import { createKnex } from '../src/database.js'
 
@@ -274,14 +275,17 @@ t.test('the hot statements keep their generic plan (small groups were planned an
   const [a, b, c, d] = await Promise.all(Array.from({ length: 4 }, () => signUp(app)))
   await befriend(app, a, c)
   await befriend(app, b, d)
-  // More than the five executions after which PostgreSQL would settle on a plan by itself.
-  for (let i = 0; i < 8; i++) {
+  // More than the five executions after which PostgreSQL would settle on a plan by itself,
+  // for the plain group statement and for the one with a reply in it.
+  let first = 0
+  for (let i = 0; i < 14; i++) {
     const sends: DirectSend[] = [
-      { senderId: a.uid, recipientId: c.uid, text: `a${i}`, kind: 'text' },
+      { senderId: a.uid, recipientId: c.uid, text: `a${i}`, kind: 'text', replyToId: i % 2 === 1 ? first : undefined },
       { senderId: b.uid, recipientId: d.uid, text: `b${i}`, kind: 'text' },
     ]
     const { results } = await sendDirectMessages(app.hotDb, channel, sends)
     t.same(results.map((result) => result.outcome), ['sent', 'sent'], `group ${i} sent`)
+    if (i === 0 && results[0].outcome === 'sent') first = results[0].id
     await Promise.all([app.eventLog.read(c.uid, 0), app.eventLog.read(d.uid, 0)]) // a group read of two
   }
   // Every connection of the hot pool, held at once.
@@ -296,7 +300,7 @@ t.test('the hot statements keep their generic plan (small groups were planned an
     for (const connection of connections) await app.hotDb.client.releaseConnection(connection)
   }
   const executions = (name: string) => plans.filter((plan) => plan.name === name)
-  t.ok(executions('direct_send_group').length > 0 && executions('read_logs').length > 0, 'the group send and the group read ran on the hot pool')
+  t.ok(['direct_send_group', 'direct_send_group_plain', 'read_logs'].every((name) => executions(name).length > 0), 'both group sends and the group read ran on the hot pool')
   t.same(plans.filter((plan) => plan.custom_plans > 0), [], 'no statement there was planned for its values')
   const [general] = (await app.db.raw("SELECT current_setting('plan_cache_mode') AS mode")).rows
   t.equal(general.mode, 'auto', 'the pool at large still plans a prefix search for its pattern')
@@ -450,6 +454,42 @@ t.test('sendDirectMessages: one statement stores a mixed batch with per-send out
     t.same([dialogOf(u, p), dialogOf(p, u)], [expected, expected], `direct_dialogs ${name}, both directions`)
   }
   t.same([dialogOf(b, r2), dialogOf(r2, b)], [undefined, undefined], 'no dialog for the not_friends pair')
+})
+
+t.test('sendDirectMessages: the entries a group hands to held polls are what a read of the log renders, for a plain group and for one with a file, a reply and a forward', async (t) => {
+  const app = await build(t)
+  const channel = channelOf(app.config.databaseSchema)
+  const [a, b, r] = await Promise.all(Array.from({ length: 3 }, () => signUp(app)))
+  await befriend(app, a, r)
+  await befriend(app, b, r)
+  const upload = await app.inject({ method: 'POST', url: '/upload_file?name=plan.txt', headers: { authorization: `Bearer ${a.token}`, 'content-type': 'text/plain' }, payload: 'the plan' })
+  const fileId = upload.json().file_id as number
+  const idOf = (result: DirectSendResult) => (result.outcome === 'sent' ? result.id : Number.NaN)
+
+  const plain = await sendDirectMessages(app.hotDb, channel, [
+    { senderId: a.uid, recipientId: r.uid, text: 'hello', kind: 'text' },
+    { senderId: b.uid, recipientId: r.uid, text: 'secret', kind: 'text', ciphertexts: { [String(r.uid)]: 'for r' } },
+  ])
+  const hello = idOf(plain.results[0])
+  const linked = await sendDirectMessages(app.hotDb, channel, [
+    { senderId: a.uid, recipientId: r.uid, text: 'the plan', kind: 'file', fileId },
+    { senderId: b.uid, recipientId: r.uid, text: 'agreed', kind: 'text', replyToId: hello },
+    { senderId: b.uid, recipientId: r.uid, text: 'hello', kind: 'text', forwardedFromId: hello },
+  ])
+  t.same([...plain.results, ...linked.results].map((result) => result.outcome), ['sent', 'sent', 'sent', 'sent', 'sent'], 'all sent')
+  for (const [name, sent] of [['plain', plain], ['with a file, a reply and a forward', linked]] as const) {
+    t.equal(sent.appended.length, 1, `${name}: one log grew`)
+    const [{ userId, prev, entries }] = sent.appended
+    const read = await readLog(app.db, userId, prev, entries.length)
+    const asRead = entries.map((entry, i) => Object.fromEntries(Object.keys(read[i] ?? {}).map((key) => [key, entry[key as keyof LogEntry]])))
+    t.same(asRead, read, `${name}: every field a read renders, the same`)
+  }
+  t.match(
+    linked.appended[0].entries,
+    [{ file: { file_id: fileId } }, { reply_to: { msg_id: hello, preview: 'hello' } }, { forwarded_from: { uid: a.uid, login: a.login } }],
+    'the file, the reply and the forward are shown',
+  )
+  t.match(plain.appended[0].entries, [{ file: null, reply_to: null, forwarded_from: null, mentioned: false }, { ciphertext: 'for r' }], 'a plain entry has none of them')
 })
 
 t.test('sendDirectMessages: both directions of a conversation in one batch', async (t) => {

@@ -36,7 +36,7 @@ import type { Config } from '../config.js'
 import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
 import { LOG_READ_STATEMENTS_IN_FLIGHT, createLogReader, type LogEntry } from './read.js'
-import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
+import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, PLAIN_GROUP_SEND_SQL, PLAIN_SEND_FIELDS, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
 import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, typingPayloads, type Appended, type ListenerOptions, type TypingNotice } from './wake-ups.js'
 
 export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
@@ -98,6 +98,9 @@ function resultOf(row: DirectSendRow): DirectSendResult {
   return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time! }
 }
 
+/** A send of text only: no file, reply or forward (PLAIN_GROUP_SEND_SQL). */
+const isPlain = (send: DirectSend) => send.fileId == null && send.replyToId == null && send.forwardedFromId == null
+
 /**
  * Stores and delivers `sends` (at most IDS_PER_NOTIFY, so one NOTIFY names every
  * recipient) in one statement: a result per send, and the entries appended.
@@ -113,8 +116,8 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
     rows = await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values)
     rows[0].user_id = send.recipientId
   } else {
-    rows = await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [
-      channel,
+    // In GROUP_SEND_SQL's order; a plain group's statement takes the first six.
+    const arrays = [
       sends.map((s) => s.senderId),
       sends.map((s) => s.recipientId),
       sends.map((s) => s.text),
@@ -124,7 +127,10 @@ export async function sendDirectMessages(db: Knex, channel: string, sends: Direc
       sends.map((s) => s.fileId ?? null),
       sends.map((s) => s.replyToId ?? null),
       sends.map((s) => s.forwardedFromId ?? null),
-    ])
+    ]
+    rows = sends.every(isPlain)
+      ? await preparedQuery<DirectSendRow>(db, 'direct_send_group_plain', PLAIN_GROUP_SEND_SQL, [channel, ...arrays.slice(0, PLAIN_SEND_FIELDS)])
+      : await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [channel, ...arrays])
     rows.forEach((row, i) => (row.user_id = sends[i].recipientId))
   }
   const results = rows.map(resultOf)
