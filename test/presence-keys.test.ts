@@ -16,7 +16,7 @@ import t from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
 import type { Config } from '../src/config.js'
-import { build, call, collect, createTestSchema, drain, eventually, metrics, metricValue, poll, signUp, wiki, befriend, type TestSession } from './helper.js'
+import { build, call, collect, createTestSchema, drain, eventually, insertUsers, metrics, metricValue, poll, signUp, wiki, befriend, type TestSession } from './helper.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>
@@ -125,6 +125,29 @@ t.test('first polls at once are recorded in groups: a popular friend gets exactl
   t.equal(presenceOf((await collect(app, fans[0], 0)).events, fans[1]).length, 1, 'a fan is told once of a mutual friend who came online with them')
   t.equal(presenceOf((await collect(app, fans[1], 0)).events, fans[0]).length, 1, 'and the other way round')
   t.strictSame(await presenceSeenBy(app, popular, fans[29]), { uid: fans[29].uid, login: fans[29].login, online: true, last_seen: unix(clock.now()) }, 'get_presence agrees')
+})
+
+t.test("a first poll does not queue behind a sweep's record of many ended polls (a reconnect storm's first polls stalled for a second behind one of 20,000)", async (t) => {
+  const clock = newClock()
+  const app = await build(t, PRESENCE, undefined, clock)
+  const ENDED = 3000 // 12 groups of the sweep's record
+  const ended = await insertUsers(app, ENDED, 'ended')
+  for (const user of ended) app.services.presence.pollEnded(user.uid)
+  const newcomer = await signUp(app)
+
+  const sweeping = app.services.presence.sweep()
+  await poll(app, newcomer, 0, 0)
+  const recorded = Number(
+    (await app.db('users').whereIn('id', ended.map((user) => user.uid)).whereNotNull('last_seen_at').count({ n: '*' }))[0].n,
+  )
+  await sweeping
+  t.ok(recorded < ENDED, `the first poll answered while the sweep was still recording (${recorded} of ${ENDED} recorded)`)
+  t.equal((await app.db('users').where({ id: newcomer.uid }).first('online')).online, true, 'the newcomer is online')
+  t.equal(
+    Number((await app.db('users').whereIn('id', ended.map((user) => user.uid)).whereNotNull('last_seen_at').count({ n: '*' }))[0].n),
+    ENDED,
+    'and the sweep recorded every ended poll',
+  )
 })
 
 t.test('debounce: polls within the grace period announce nothing; past it one offline event with the last poll time; a new poll is online again', async (t) => {

@@ -1,6 +1,7 @@
 // What the server did during a figure group, read off its /metrics before and after:
-// requests per route, how the direct sends and log reads were grouped, and the push
-// look-ups for recipients without a poll held in the process. Printed with the
+// requests per route, how the direct sends and log reads were grouped, the push
+// look-ups for recipients without a poll held in the process, and the users recorded as
+// seen (a sweep records every poll held or ended: work beside the figure's own). Printed with the
 // CPU split, it turns "how fast" into "how much work per message".
 const COUNTERS = [
   'messenger_direct_sends_total',
@@ -10,6 +11,8 @@ const COUNTERS = [
   'messenger_log_reads_skipped_total',
   'messenger_push_lookups_total',
   'messenger_push_lookup_statements_total',
+  'messenger_presence_seen_total',
+  'messenger_presence_groups_total',
 ] as const
 
 export type ServerWork = Map<string, number>
@@ -44,6 +47,7 @@ export function describeWork(before: ServerWork, after: ServerWork): string {
     `${grouped('direct sends', 'messenger_direct_sends_total', 'messenger_direct_send_statements_total')}; ` +
     `${grouped('log reads', 'messenger_log_reads_total', 'messenger_log_read_statements_total')}, ` +
     `${delta('messenger_log_reads_skipped_total')} skipped; ` +
-    `${grouped('push look-ups', 'messenger_push_lookups_total', 'messenger_push_lookup_statements_total')}`
+    `${grouped('push look-ups', 'messenger_push_lookups_total', 'messenger_push_lookup_statements_total')}; ` +
+    `${grouped('users seen', 'messenger_presence_seen_total', 'messenger_presence_groups_total')}`
   )
 }
