@@ -401,7 +401,12 @@ t.test('/healthz, /readyz and /metrics', async (t) => {
   t.ok((value(during, 'messenger_held_polls') ?? 0) >= 1, `messenger_held_polls ${value(during, 'messenger_held_polls')} with a held poll`)
   t.match(during, /^http_request_duration_seconds_bucket\{le="0\.001",method="POST",route="\/registration",status="200"\} \d+$/m, 'request latencies per route')
   t.match(during, /^http_request_duration_seconds_count\{method="POST",route="\/update_data",status="200"\} [1-9]/m, 'update_data is counted')
-  for (const state of ['used', 'free', 'pending']) t.ok(value(during, `messenger_db_pool_connections{state="${state}"}`) !== undefined, `messenger_db_pool_connections{state="${state}"}`)
+  for (const pool of ['main', 'hot']) {
+    for (const state of ['used', 'free', 'pending']) {
+      const series = `messenger_db_pool_connections{pool="${pool}",state="${state}"}`
+      t.ok(value(during, series) !== undefined, series)
+    }
+  }
   t.match(during, /^process_resident_memory_bytes \d+/m, "Node's own metrics")
 
   t.equal((await call(app, 'send_msg', { to_uid: bob.uid, msg: 'measured' }, alice.token)).status, 200)

@@ -43,15 +43,17 @@ export default fp(
     })
     new Gauge({
       name: 'messenger_db_pool_connections',
-      help: 'Database pool connections by state',
-      labelNames: ['state'],
+      help: "Database pool connections by pool (main, or the event log's hot path) and state",
+      labelNames: ['pool', 'state'],
       registers: [registry],
       collect() {
-        const pool = (app.db.client as { pool?: KnexPool }).pool
-        if (!pool) return
-        this.set({ state: 'used' }, pool.numUsed())
-        this.set({ state: 'free' }, pool.numFree())
-        this.set({ state: 'pending' }, pool.numPendingAcquires())
+        for (const [name, db] of [['main', app.db], ['hot', app.hotDb]] as const) {
+          const pool = (db.client as { pool?: KnexPool }).pool
+          if (!pool) continue
+          this.set({ pool: name, state: 'used' }, pool.numUsed())
+          this.set({ pool: name, state: 'free' }, pool.numFree())
+          this.set({ pool: name, state: 'pending' }, pool.numPendingAcquires())
+        }
       },
     })
     /** A counter kept by a service (a plain number), read at each scrape. */
