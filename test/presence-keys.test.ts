@@ -135,19 +135,16 @@ t.test("a first poll does not queue behind a sweep's record of many ended polls 
   for (const user of ended) app.services.presence.pollEnded(user.uid)
   const newcomer = await signUp(app)
 
+  const recordedCount = async () =>
+    Number((await app.db('users').whereIn('id', ended.map((user) => user.uid)).whereNotNull('last_seen_at').count({ n: '*' }))[0].n)
+
   const sweeping = app.services.presence.sweep()
   await poll(app, newcomer, 0, 0)
-  const recorded = Number(
-    (await app.db('users').whereIn('id', ended.map((user) => user.uid)).whereNotNull('last_seen_at').count({ n: '*' }))[0].n,
-  )
+  const recorded = await recordedCount()
   await sweeping
   t.ok(recorded < ENDED, `the first poll answered while the sweep was still recording (${recorded} of ${ENDED} recorded)`)
   t.equal((await app.db('users').where({ id: newcomer.uid }).first('online')).online, true, 'the newcomer is online')
-  t.equal(
-    Number((await app.db('users').whereIn('id', ended.map((user) => user.uid)).whereNotNull('last_seen_at').count({ n: '*' }))[0].n),
-    ENDED,
-    'and the sweep recorded every ended poll',
-  )
+  t.equal(await recordedCount(), ENDED, 'and the sweep recorded every ended poll')
 })
 
 t.test('debounce: polls within the grace period announce nothing; past it one offline event with the last poll time; a new poll is online again', async (t) => {

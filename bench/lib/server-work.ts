@@ -1,8 +1,8 @@
 // What the server did during a figure group, read off its /metrics before and after:
 // requests per route, how the direct sends and log reads were grouped, the push
 // look-ups for recipients without a poll held in the process, and the users recorded as
-// seen (a sweep records every poll held or ended: work beside the figure's own). Printed with the
-// CPU split, it turns "how fast" into "how much work per message".
+// seen (a sweep records every poll held or ended: work beside the figure's own). Printed
+// with the CPU split, it turns "how fast" into "how much work per message".
 const COUNTERS = [
   'messenger_direct_sends_total',
   'messenger_direct_send_statements_total',

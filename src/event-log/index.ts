@@ -36,7 +36,7 @@ import type { Config } from '../config.js'
 import { isDatabaseUnavailable } from '../database.js'
 import type { NewEvent } from './catalogue.js'
 import { LOG_READ_STATEMENTS_IN_FLIGHT, createLogReader, type LogEntry } from './read.js'
-import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, PLAIN_GROUP_SEND_SQL, PLAIN_SEND_FIELDS, SINGLE_SEND_SQL, preparedQuery } from './sql.js'
+import { APPEND_BROADCAST_SQL, APPEND_SQL, GROUP_SEND_SQL, LOCK_BROADCASTS_SQL, LOCK_USERS_SQL, LOG_HEAD_SQL, PLAIN_GROUP_SEND_SQL, SINGLE_SEND_SQL, EVERY_SEND_FIELD, PLAIN_SEND_FIELDS, preparedQuery, type SendField } from './sql.js'
 import { HandOverGate, HeldPolls, IDS_PER_NOTIFY, WakeUpListener, channelOf, profileChangePayloads, revocationPayloads, typingPayloads, type Appended, type ListenerOptions, type TypingNotice } from './wake-ups.js'
 
 export type { Event, EventType, NewEvent, PayloadOf } from './catalogue.js'
@@ -98,6 +98,19 @@ function resultOf(row: DirectSendRow): DirectSendResult {
   return { outcome: 'sent', id: row.inserted_id, time: row.inserted_time! }
 }
 
+/** Each statement parameter of a send, by field (EVERY_SEND_FIELD gives their order). */
+const SEND_VALUE: Record<SendField, (send: DirectSend) => unknown> = {
+  sender_id: (send) => send.senderId,
+  recipient_id: (send) => send.recipientId,
+  text: (send) => send.text,
+  kind: (send) => send.kind,
+  client_msg_id: (send) => send.clientMsgId ?? null,
+  ciphertexts: (send) => (send.ciphertexts ? JSON.stringify(send.ciphertexts) : null),
+  file_id: (send) => send.fileId ?? null,
+  reply_to_id: (send) => send.replyToId ?? null,
+  forwarded_from_id: (send) => send.forwardedFromId ?? null,
+}
+
 /** A send of text only: no file, reply or forward (PLAIN_GROUP_SEND_SQL). */
 const isPlain = (send: DirectSend) => send.fileId == null && send.replyToId == null && send.forwardedFromId == null
 
@@ -108,29 +121,18 @@ const isPlain = (send: DirectSend) => send.fileId == null && send.replyToId == n
 export async function sendDirectMessages(db: Knex, channel: string, sends: DirectSend[]): Promise<{ results: DirectSendResult[]; appended: Appended[] }> {
   if (sends.length > IDS_PER_NOTIFY) throw new RangeError(`At most ${IDS_PER_NOTIFY} sends per statement`)
   if (sends.length === 0) return { results: [], appended: [] }
-  const ciphertexts = (send: DirectSend) => (send.ciphertexts ? JSON.stringify(send.ciphertexts) : null)
   let rows: DirectSendRow[]
   if (sends.length === 1) {
     const [send] = sends
-    const values = [channel, send.senderId, send.recipientId, send.text, send.kind, send.clientMsgId ?? null, ciphertexts(send), send.fileId ?? null, send.replyToId ?? null, send.forwardedFromId ?? null]
+    const values = [channel, ...EVERY_SEND_FIELD.map((field) => SEND_VALUE[field](send))]
     rows = await preparedQuery<DirectSendRow>(db, 'direct_send', SINGLE_SEND_SQL, values)
     rows[0].user_id = send.recipientId
   } else {
-    // In GROUP_SEND_SQL's order; a plain group's statement takes the first six.
-    const arrays = [
-      sends.map((s) => s.senderId),
-      sends.map((s) => s.recipientId),
-      sends.map((s) => s.text),
-      sends.map((s) => s.kind),
-      sends.map((s) => s.clientMsgId ?? null),
-      sends.map(ciphertexts),
-      sends.map((s) => s.fileId ?? null),
-      sends.map((s) => s.replyToId ?? null),
-      sends.map((s) => s.forwardedFromId ?? null),
-    ]
-    rows = sends.every(isPlain)
-      ? await preparedQuery<DirectSendRow>(db, 'direct_send_group_plain', PLAIN_GROUP_SEND_SQL, [channel, ...arrays.slice(0, PLAIN_SEND_FIELDS)])
-      : await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, [channel, ...arrays])
+    const plain = sends.every(isPlain)
+    const values = [channel, ...(plain ? PLAIN_SEND_FIELDS : EVERY_SEND_FIELD).map((field) => sends.map(SEND_VALUE[field]))]
+    rows = plain
+      ? await preparedQuery<DirectSendRow>(db, 'direct_send_group_plain', PLAIN_GROUP_SEND_SQL, values)
+      : await preparedQuery<DirectSendRow>(db, 'direct_send_group', GROUP_SEND_SQL, values)
     rows.forEach((row, i) => (row.user_id = sends[i].recipientId))
   }
   const results = rows.map(resultOf)

@@ -251,7 +251,10 @@ export const SINGLE_SEND_SQL = `WITH locked AS (${lockLogs('$1', 'ARRAY[$2::int8
        LEFT JOIN inserted m ON true
        LEFT JOIN users u ON u.id = e.actor_id`
 
-/** A group send's arrays, in parameter order from $2; a plain group (text only) has the first six. */
+/**
+ * A send's fields in parameter order from $2, for the single send (a value each) and the
+ * group (an array each); a plain group (text only) takes the first six.
+ */
 const SEND_FIELDS = [
   ['sender_id', 'int8'],
   ['recipient_id', 'int8'],
@@ -263,7 +266,12 @@ const SEND_FIELDS = [
   ['reply_to_id', 'int8'],
   ['forwarded_from_id', 'int8'],
 ] as const
-export const PLAIN_SEND_FIELDS = 6
+const PLAIN_SEND_FIELD_COUNT = 6
+export type SendField = (typeof SEND_FIELDS)[number][0]
+
+/** The fields a statement takes, in parameter order from $2: every one, or a plain group's. */
+export const EVERY_SEND_FIELD: readonly SendField[] = SEND_FIELDS.map(([name]) => name)
+export const PLAIN_SEND_FIELDS: readonly SendField[] = EVERY_SEND_FIELD.slice(0, PLAIN_SEND_FIELD_COUNT)
 
 /**
  * The group statement: $1 channel, then one array per field of SEND_FIELDS, a send per
@@ -272,7 +280,7 @@ export const PLAIN_SEND_FIELDS = 6
  * execution (a group of 8, timed alone: 1.12 -> 0.98 ms; 16 senders in the bench: +2 to 5 %).
  */
 function groupSendSql(plain: boolean): string {
-  const fields = plain ? SEND_FIELDS.slice(0, PLAIN_SEND_FIELDS) : SEND_FIELDS
+  const fields = plain ? SEND_FIELDS.slice(0, PLAIN_SEND_FIELD_COUNT) : SEND_FIELDS
   const names = fields.map(([name]) => name)
   const arrays = fields.map(([, type], i) => `$${i + 2}::${type}[]`)
   const fileOk = plain ? 'true' : `(i.file_id IS NULL OR ${forwardedFile('i.forwarded_from_id', 'i.file_id')} OR i.file_id IN (SELECT id FROM attached))`
