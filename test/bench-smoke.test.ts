@@ -36,9 +36,11 @@ const EXPECTED = [
   'delivery_reordered',
   ...[16, 64].flatMap((n) => [
     `sends_per_s_${n}`,
-    ...['errors', 'delivery_p50_ms', 'delivery_p99_ms', 'drain_ms', 'lost', 'duplicated', 'reordered', 'cpu_server_ms_per_send', 'cpu_bench_ms_per_send'].map(
-      (what) => `sends_${n}_${what}`,
-    ),
+    `db_tps_${n}_cpu_machine_ms_per_tx`,
+    ...[
+      ...['errors', 'delivery_p50_ms', 'delivery_p99_ms', 'drain_ms', 'lost', 'duplicated', 'reordered'],
+      ...['cpu_server_ms_per_send', 'cpu_bench_ms_per_send', 'cpu_machine_ms_per_send', 'busy_cores', 'cores_at_ceiling'],
+    ].map((what) => `sends_${n}_${what}`),
   ]),
   'poll_ms_empty',
   'send_ms_empty',

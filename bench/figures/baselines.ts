@@ -19,7 +19,7 @@ import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-ba
 import type { BenchDatabase } from '../lib/database.js'
 import type { Plan } from '../lib/plan.js'
 import { HttpClient } from '../lib/http.js'
-import { startNodeProcess } from '../lib/processes.js'
+import { machineBusySeconds, startNodeProcess } from '../lib/processes.js'
 import { ratioAtLeast, type FigureInput, type Report } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
 import { ARRIVAL_TIMEOUT_MS } from './delivery.js'
@@ -210,8 +210,10 @@ export async function databaseLatency(plan: Plan, report: Report, db: BenchDatab
  * the machine's drifting speed weighs on the figure and on its baseline alike.
  * `keyBase` keeps runs apart.
  */
-export function databaseCeilingHalf(plan: Plan, db: BenchDatabase, clients: number, keyBase: number) {
-  return dbTps(db.url, db.schema, clients, plan.dbSeconds / 2, keyBase)
+export async function databaseCeilingHalf(plan: Plan, db: BenchDatabase, clients: number, keyBase: number) {
+  const busyBefore = await machineBusySeconds()
+  const half = await dbTps(db.url, db.schema, clients, plan.dbSeconds / 2, keyBase)
+  return { ...half, cpuSeconds: (await machineBusySeconds()) - busyBefore }
 }
 
 /** Reports db_tps_N from the two halves. */
@@ -223,5 +225,13 @@ export function reportDatabaseCeiling(report: Report, clients: number, halves: A
     unit: 'tx/s',
     note: errors > 0 ? `${errors} failed transactions` : 'just before and after the sends',
     extra: { halves: halves.map((half) => Math.round(half.tps)), transactions: halves.reduce((n, half) => n + half.total, 0), errors },
+  })
+  // What the ceiling itself takes of the machine, to compare with a send's CPU.
+  const transactions = halves.reduce((n, half) => n + half.total, 0)
+  report.add({
+    figure: `db_tps_${clients}_cpu_machine_ms_per_tx`,
+    value: transactions > 0 ? (1000 * halves.reduce((sum, half) => sum + half.cpuSeconds, 0)) / transactions : Number.NaN,
+    unit: 'ms',
+    note: 'every process on the machine',
   })
 }

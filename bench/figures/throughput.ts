@@ -4,6 +4,7 @@
 // drain is the time from the last acknowledgement until every receiver has everything.
 // A send that fails is retried with the same client_msg_id (at most 3 tries), as a
 // client would, so a retry can never create a second message.
+import os from 'node:os'
 import { databaseCeilingHalf, reportDatabaseCeiling } from './baselines.js'
 import { HttpClient } from '../lib/http.js'
 import { cpuSplit } from '../lib/processes.js'
@@ -13,6 +14,7 @@ import { percentile, sleep } from '../lib/stats.js'
 import type { BenchContext } from '../lib/context.js'
 
 const MAX_SENDS_PER_SENDER = 100_000
+const CORES = os.availableParallelism()
 const TRIES = 3
 
 /**
@@ -102,7 +104,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
         }
       }),
     )
-    cpuDuring = cpuPerSend(cpuBefore!, await cpuSplit(server.pid), acked)
+    cpuDuring = cpuPerSend(cpuBefore!, await cpuSplit(server.pid), acked, (performance.now() - sendStart) / 1000)
     // Drain: wait (bounded) until every acknowledged message has arrived.
     const drainDeadline = performance.now() + plan.drainTimeoutMs
     while (pending.size > 0 && performance.now() < drainDeadline) await sleep(2)
@@ -152,6 +154,17 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
     report.add({ figure: name('cpu_server_ms_per_send'), value: cpuDuring.server, unit: 'ms' })
     report.add({ figure: name('cpu_bench_ms_per_send'), value: cpuDuring.bench, unit: 'ms', note: 'the load generator' })
     if (ctx.db.embedded) report.add({ figure: name('cpu_database_ms_per_send'), value: cpuDuring.database, unit: 'ms' })
+    report.add({ figure: name('cpu_machine_ms_per_send'), value: cpuDuring.machine, unit: 'ms', note: 'every process on the machine' })
+    report.add({ figure: name('busy_cores'), value: cpuDuring.busyCores, unit: 'cores', note: `of ${CORES}` })
+    // The cores the ceiling's rate would take at this CPU per send: more than the machine
+    // has, and no pacing of the same work can reach the ceiling here.
+    const coresAtCeiling = (cpuDuring.machine * (report.value(`db_tps_${level}`) ?? Number.NaN)) / 1000
+    report.add({
+      figure: name('cores_at_ceiling'),
+      value: coresAtCeiling,
+      unit: 'cores',
+      note: `this CPU per send at db_tps_${level}; of ${CORES}${coresAtCeiling > CORES ? ': bounds the target in this run' : ''}`,
+    })
   }
   report.add({ figure: name('delivery_p50_ms'), value: percentile(latencies, 50), unit: 'ms' })
   report.add({ figure: name('delivery_p99_ms'), value: percentile(latencies, 99), unit: 'ms', target: loaded ? below(100, 'ms') : undefined })
@@ -167,10 +180,14 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
   report.add({ figure: name('reordered'), value: reordered, unit: 'msgs', target: zero })
 }
 
-/** CPU milliseconds per acknowledged send between two readings, by process. */
-function cpuPerSend(before: Awaited<ReturnType<typeof cpuSplit>>, after: Awaited<ReturnType<typeof cpuSplit>>, sends: number) {
-  const per = (seconds: number) => (sends > 0 ? (1000 * seconds) / sends : Number.NaN)
+/**
+ * CPU milliseconds per acknowledged send between two readings `seconds` apart, by process
+ * and for the whole machine, and the cores the machine kept busy.
+ */
+function cpuPerSend(before: Awaited<ReturnType<typeof cpuSplit>>, after: Awaited<ReturnType<typeof cpuSplit>>, sends: number, seconds: number) {
+  const per = (cpuSeconds: number) => (sends > 0 ? (1000 * cpuSeconds) / sends : Number.NaN)
   const bench = after.bench - before.bench
   const server = after.server - before.server
-  return { bench: per(bench), server: per(server), database: per(after.tree - before.tree - bench - server) }
+  const machine = after.machine - before.machine
+  return { bench: per(bench), server: per(server), database: per(after.tree - before.tree - bench - server), machine: per(machine), busyCores: machine / seconds }
 }
