@@ -156,8 +156,8 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
     if (ctx.db.embedded) report.add({ figure: name('cpu_database_ms_per_send'), value: cpuDuring.database, unit: 'ms' })
     report.add({ figure: name('cpu_machine_ms_per_send'), value: cpuDuring.machine, unit: 'ms', note: 'every process on the machine' })
     report.add({ figure: name('busy_cores'), value: cpuDuring.busyCores, unit: 'cores', note: `of ${CORES}` })
-    // The cores the ceiling's rate would take at this CPU per send: more than the machine
-    // has, and no pacing of the same work can reach the ceiling here.
+    // The cores the ceiling's rate would take at this CPU per send. When that is more than
+    // the machine has, no pacing of the same work can reach the ceiling here.
     const coresAtCeiling = (cpuDuring.machine * (report.value(`db_tps_${level}`) ?? Number.NaN)) / 1000
     report.add({
       figure: name('cores_at_ceiling'),
