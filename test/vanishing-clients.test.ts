@@ -1,6 +1,7 @@
 // Slow and vanishing clients over a real socket:
 // - 10,000 held polls whose clients vanish at once leave no poll held and no memory behind;
-// - a client that vanishes while its poll is still being authenticated leaves no poll held;
+// - a client that vanishes while its poll is still being authenticated leaves no poll held,
+//   and turns nobody online;
 // - a client that reads its large reply very slowly does not delay anyone else's poll.
 import { randomBytes } from 'node:crypto'
 import diagnostics from 'node:diagnostics_channel'
@@ -213,6 +214,30 @@ async function listen(app: App): Promise<number> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   return (app.server.address() as AddressInfo).port
 }
+
+t.test('a client that vanishes while its poll is being authenticated turns nobody online', async (t) => {
+  const app = await build(t, { rateLimitPerMinute: 10_000_000 }, undefined, new ManualClock())
+  const port = await listen(app)
+  const sessions = await ghostSessions(app, 20)
+  const server = watchServer(t, app)
+  const body = JSON.stringify({ cursor: 0, timeout: 60 })
+  // Authentication reads the sessions, which this transaction keeps locked until every
+  // client has gone: each poll then starts after its client left.
+  const lock = await app.db.transaction()
+  await lock.raw('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE')
+  await Promise.all(sessions.map((s) => vanishingPoll(port, s.token, body)))
+  const openConnections = () => new Promise<number>((resolve, reject) => app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))))
+  await eventually(async () => (await openConnections()) === 0, { what: 'every client to be gone' })
+  const waiting = server.running()
+  await lock.commit()
+  await untilQuiet(server)
+  // A poll held or ended is recorded as seen at the sweep: a gone one must not be.
+  await app.services.presence.sweep()
+  const [{ count }] = await app.db('users').whereIn('id', sessions.map((s) => s.uid)).andWhere('online', true).count<{ count: string }[]>('* as count')
+  t.ok(waiting > 0, `polls were waiting for their authentication when their clients left (${waiting})`)
+  t.equal(Number(count), 0, 'none of their users is online, before or after a presence sweep')
+  t.equal(app.eventLog.polls.size, 0, 'no poll is held')
+})
 
 t.test("a client that reads its reply very slowly does not delay another client's poll", async (t) => {
   const app = await build(t, { maxMessageChars: 60_000 })

@@ -6,7 +6,8 @@
 // keeps the position per user and moves it only once a reply was written out in full.
 // A poll subscribes to wake-ups before it reads, so a commit between read and wait is
 // never missed; the wait is capped (POLL_MAX_SECONDS) and ends early on shutdown, on
-// logout (401), when the same session polls again, or when the client goes away.
+// logout (401), when the same session polls again, or when the client goes away; a poll
+// whose client went away before it started is not a sign of life (presence).
 // A poll that may wait, whose cursor is where this process last saw the log end, waits
 // before its first read; the polls one commit wakes read together (src/event-log/read.ts).
 // The session is checked again once the poll is subscribed (a logout racing the
@@ -56,9 +57,19 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
       const deadline = clock.now() + holdMs
       const waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
-      const stopWatching = request.onGone(() => waiter.wake('gone'))
+      let gone = false
+      const stopWatching = request.onGone(() => {
+        gone = true
+        waiter.wake('gone')
+      })
+      let started = false
       try {
         await assertSessionLive(request)
+        // A client gone before its poll starts (while it was authenticated) was never there:
+        // it turns nobody online, now or at the next sweep, and reads nothing. Its answer
+        // goes nowhere.
+        if (gone) return { server_time: Math.floor(clock.now() / 1000), cursor: request.cursor ?? 0, ...render([]) }
+        started = true
         await presence.seen(request.userId)
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
         if (request.lastTime) {
@@ -95,7 +106,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
       } finally {
         stopWatching()
         waiter.close()
-        presence.pollEnded(request.userId)
+        if (started) presence.pollEnded(request.userId)
       }
     },
 
