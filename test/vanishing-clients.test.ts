@@ -1,7 +1,7 @@
 // Slow and vanishing clients over a real socket:
 // - 10,000 held polls whose clients vanish at once leave no poll held and no memory behind;
 // - a client that vanishes while its poll is still being authenticated leaves no poll held,
-//   and turns nobody online;
+//   turns nobody online and ends no other poll of its user;
 // - a client that reads its large reply very slowly does not delay anyone else's poll.
 import { randomBytes } from 'node:crypto'
 import diagnostics from 'node:diagnostics_channel'
@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads'
 import t, { type Test } from 'tap'
 import type { App } from '../src/app.js'
 import { ManualClock } from '../src/clock.js'
-import { befriend, build, call, eventually, signUp, sleep } from './helper.js'
+import { befriend, build, call, eventually, signUp, sleep, tracked } from './helper.js'
 
 type Json = Record<string, any>
 
@@ -215,21 +215,30 @@ async function listen(app: App): Promise<number> {
   return (app.server.address() as AddressInfo).port
 }
 
+/**
+ * Sends these polls over sockets that close as soon as each is written, while a transaction
+ * keeps `sessions` locked: authentication reads the sessions, so every poll starts only after
+ * its client is gone. Returns the route handlers that were waiting when the lock was let go.
+ */
+async function pollsOfGoneClients(app: App, port: number, server: ServerWatch, tokens: string[], body: string): Promise<number> {
+  const lock = await app.db.transaction()
+  try {
+    await lock.raw('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE')
+    await Promise.all(tokens.map((token) => vanishingPoll(port, token, body)))
+    const openConnections = () => new Promise<number>((resolve, reject) => app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))))
+    await eventually(async () => (await openConnections()) === 0, { what: 'every client to be gone' })
+    return server.running()
+  } finally {
+    await lock.commit()
+  }
+}
+
 t.test('a client that vanishes while its poll is being authenticated turns nobody online', async (t) => {
   const app = await build(t, { rateLimitPerMinute: 10_000_000 }, undefined, new ManualClock())
   const port = await listen(app)
   const sessions = await ghostSessions(app, 20)
   const server = watchServer(t, app)
-  const body = JSON.stringify({ cursor: 0, timeout: 60 })
-  // Authentication reads the sessions, which this transaction keeps locked until every
-  // client has gone: each poll then starts after its client left.
-  const lock = await app.db.transaction()
-  await lock.raw('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE')
-  await Promise.all(sessions.map((s) => vanishingPoll(port, s.token, body)))
-  const openConnections = () => new Promise<number>((resolve, reject) => app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))))
-  await eventually(async () => (await openConnections()) === 0, { what: 'every client to be gone' })
-  const waiting = server.running()
-  await lock.commit()
+  const waiting = await pollsOfGoneClients(app, port, server, sessions.map((s) => s.token), JSON.stringify({ cursor: 0, timeout: 60 }))
   await untilQuiet(server)
   // A poll held or ended is recorded as seen at the sweep: a gone one must not be.
   await app.services.presence.sweep()
@@ -237,6 +246,28 @@ t.test('a client that vanishes while its poll is being authenticated turns nobod
   t.ok(waiting > 0, `polls were waiting for their authentication when their clients left (${waiting})`)
   t.equal(Number(count), 0, 'none of their users is online, before or after a presence sweep')
   t.equal(app.eventLog.polls.size, 0, 'no poll is held')
+})
+
+t.test("a client that vanishes while its poll is being authenticated ends no other poll of its user", async (t) => {
+  // One held poll per user: a poll that started would end the other device's.
+  const app = await build(t, { rateLimitPerMinute: 10_000_000, maxHeldPollsPerUser: 1 }, undefined, new ManualClock())
+  const port = await listen(app)
+  const [user, bystander] = await ghostSessions(app, 2)
+  const [{ id: otherSession }]: { id: string }[] = await app.db('sessions')
+    .insert({ user_id: user.uid, expires_at: app.db.raw("now() + interval '1 hour'") })
+    .returning('id')
+  const held = tracked(app.inject({ method: 'POST', url: '/update_data', headers: { authorization: `Bearer ${user.token}` }, payload: { cursor: 0, timeout: 60 } }))
+  await eventually(() => app.eventLog.polls.size === 1, { what: "the first device's poll to be held" })
+  const server = watchServer(t, app)
+  const secondDevice = app.jwt.sign({ uid: user.uid, sid: Number(otherSession) })
+  const waiting = await pollsOfGoneClients(app, port, server, [secondDevice], JSON.stringify({ cursor: 0, timeout: 60 }))
+  await eventually(() => server.received() === 1 && server.running() <= 0, { what: "the gone client's poll to be done" })
+  // A poll that ended reads the log before it answers: once a later read is answered, so would it be.
+  t.equal((await call(app, 'update_data', { cursor: 0, timeout: 0 }, bystander.token)).status, 200)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(waiting, 1, "the second device's poll was waiting for its authentication when its client left")
+  t.notOk(held.done, "the first device's poll is still held")
+  t.equal(app.eventLog.polls.size, 1, 'one poll is held')
 })
 
 t.test("a client that reads its reply very slowly does not delay another client's poll", async (t) => {

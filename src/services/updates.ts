@@ -19,6 +19,8 @@ import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
 
+type Waiter = Awaited<ReturnType<ServiceDeps['eventLog']['subscribe']>>
+
 export interface PollRequest {
   userId: number
   sessionId: number
@@ -56,19 +58,22 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
     async poll(request: PollRequest) {
       const holdMs = 1000 * Math.min(request.timeoutSeconds ?? config.pollDefaultSeconds, config.pollMaxSeconds)
       const deadline = clock.now() + holdMs
-      const waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
       let gone = false
+      let waiter: Waiter | undefined
       const stopWatching = request.onGone(() => {
         gone = true
-        waiter.wake('gone')
+        waiter?.wake('gone')
       })
       let started = false
+      // A client gone before its poll starts (it left while it was authenticated) was never
+      // there: its poll ends no other poll of the user, turns nobody online (now or at the
+      // next sweep) and reads nothing. Its answer goes nowhere.
+      const goneAnswer = () => ({ server_time: Math.floor(clock.now() / 1000), cursor: request.cursor ?? 0, ...render([]) })
       try {
+        if (gone) return goneAnswer()
+        waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
         await assertSessionLive(request)
-        // A client gone before its poll starts (while it was authenticated) was never there:
-        // it turns nobody online, now or at the next sweep, and reads nothing. Its answer
-        // goes nowhere.
-        if (gone) return { server_time: Math.floor(clock.now() / 1000), cursor: request.cursor ?? 0, ...render([]) }
+        if (gone) return goneAnswer()
         started = true
         await presence.seen(request.userId)
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
@@ -105,7 +110,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
         return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries), ...(typing.length > 0 ? { typing } : {}) }
       } finally {
         stopWatching()
-        waiter.close()
+        waiter?.close()
         if (started) presence.pollEnded(request.userId)
       }
     },
