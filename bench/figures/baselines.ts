@@ -19,7 +19,7 @@ import { createBaselineTable, dbTps, dbTransactionLatencies } from '../lib/db-ba
 import type { BenchDatabase } from '../lib/database.js'
 import type { Plan } from '../lib/plan.js'
 import { HttpClient } from '../lib/http.js'
-import { machineBusySeconds, startNodeProcess } from '../lib/processes.js'
+import { startNodeProcess } from '../lib/processes.js'
 import { ratioAtLeast, type FigureInput, type Report } from '../lib/report.js'
 import { median, percentile } from '../lib/stats.js'
 import { ARRIVAL_TIMEOUT_MS } from './delivery.js'
@@ -210,10 +210,8 @@ export async function databaseLatency(plan: Plan, report: Report, db: BenchDatab
  * the machine's drifting speed weighs on the figure and on its baseline alike.
  * `keyBase` keeps runs apart.
  */
-export async function databaseCeilingHalf(plan: Plan, db: BenchDatabase, clients: number, keyBase: number) {
-  const busyBefore = await machineBusySeconds()
-  const half = await dbTps(db.url, db.schema, clients, plan.dbSeconds / 2, keyBase)
-  return { ...half, cpuSeconds: (await machineBusySeconds()) - busyBefore }
+export function databaseCeilingHalf(plan: Plan, db: BenchDatabase, clients: number, keyBase: number) {
+  return dbTps(db.url, db.schema, clients, plan.dbSeconds / 2, keyBase)
 }
 
 /** Reports db_tps_N from the two halves. */
@@ -230,7 +228,7 @@ export function reportDatabaseCeiling(report: Report, clients: number, halves: A
   const transactions = halves.reduce((n, half) => n + half.total, 0)
   report.add({
     figure: `db_tps_${clients}_cpu_machine_ms_per_tx`,
-    value: transactions > 0 ? (1000 * halves.reduce((sum, half) => sum + half.cpuSeconds, 0)) / transactions : Number.NaN,
+    value: errors === 0 && transactions > 0 ? (1000 * halves.reduce((sum, half) => sum + half.cpuSeconds, 0)) / transactions : Number.NaN,
     unit: 'ms',
     note: 'every process on the machine',
   })

@@ -4,17 +4,15 @@
 // drain is the time from the last acknowledgement until every receiver has everything.
 // A send that fails is retried with the same client_msg_id (at most 3 tries), as a
 // client would, so a retry can never create a second message.
-import os from 'node:os'
 import { databaseCeilingHalf, reportDatabaseCeiling } from './baselines.js'
 import { HttpClient } from '../lib/http.js'
-import { cpuSplit } from '../lib/processes.js'
+import { cpuSplit, machineCores } from '../lib/processes.js'
 import { catchUp, PollLoop } from '../lib/poller.js'
 import { below, ratioAtLeast, zero } from '../lib/report.js'
 import { percentile, sleep } from '../lib/stats.js'
 import type { BenchContext } from '../lib/context.js'
 
 const MAX_SENDS_PER_SENDER = 100_000
-const CORES = os.availableParallelism()
 const TRIES = 3
 
 /**
@@ -155,7 +153,8 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
     report.add({ figure: name('cpu_bench_ms_per_send'), value: cpuDuring.bench, unit: 'ms', note: 'the load generator' })
     if (ctx.db.embedded) report.add({ figure: name('cpu_database_ms_per_send'), value: cpuDuring.database, unit: 'ms' })
     report.add({ figure: name('cpu_machine_ms_per_send'), value: cpuDuring.machine, unit: 'ms', note: 'every process on the machine' })
-    report.add({ figure: name('busy_cores'), value: cpuDuring.busyCores, unit: 'cores', note: `of ${CORES}` })
+    const cores = await machineCores()
+    report.add({ figure: name('busy_cores'), value: cpuDuring.busyCores, unit: 'cores', note: `of ${cores}` })
     // The cores the ceiling's rate would take at this CPU per send. When that is more than
     // the machine has, no pacing of the same work can reach the ceiling here.
     const coresAtCeiling = (cpuDuring.machine * (report.value(`db_tps_${level}`) ?? Number.NaN)) / 1000
@@ -163,7 +162,7 @@ export async function sendThroughput(ctx: BenchContext, levelIndex: number, vari
       figure: name('cores_at_ceiling'),
       value: coresAtCeiling,
       unit: 'cores',
-      note: `this CPU per send at db_tps_${level}; of ${CORES}${coresAtCeiling > CORES ? ': bounds the target in this run' : ''}`,
+      note: `this CPU per send at db_tps_${level}; of ${cores}${coresAtCeiling > cores ? ': bounds the target in this run' : ''}`,
     })
   }
   report.add({ figure: name('delivery_p50_ms'), value: percentile(latencies, 50), unit: 'ms' })

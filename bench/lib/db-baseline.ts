@@ -3,6 +3,7 @@
 // queue a NOTIFY) and commits, waiting for its WAL flush. One statement per round trip,
 // as an application talks to PostgreSQL. The server cannot send faster than this.
 import pg from 'pg'
+import { machineBusySeconds } from './processes.js'
 
 const TABLE = 'bench_db_baseline'
 
@@ -59,6 +60,7 @@ export async function dbTps(url: string, schema: string, clients: number, second
   try {
     let total = 0
     let errors = 0
+    const busyBefore = await machineBusySeconds()
     const started = performance.now()
     const deadline = started + seconds * 1000
     await Promise.all(
@@ -74,7 +76,8 @@ export async function dbTps(url: string, schema: string, clients: number, second
       }),
     )
     const elapsed = (performance.now() - started) / 1000
-    return { tps: total / elapsed, total, errors }
+    // The machine's CPU over the transactions alone (not the connections' setup).
+    return { tps: total / elapsed, total, errors, cpuSeconds: (await machineBusySeconds()) - busyBefore }
   } finally {
     await Promise.all(connections.map((c) => c.end().catch(() => {})))
   }

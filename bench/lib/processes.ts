@@ -142,11 +142,21 @@ export async function fdLimit(pid: number | 'self'): Promise<number> {
 // embedded PostgreSQL with its backends. Time of processes that already ended is in their
 // parent's cutime/cstime, so the sum over the tree only ever grows.
 
-async function machineTicks(): Promise<{ busy: number; total: number }> {
+/**
+ * The machine's ticks (every core), from /proc/stat: `busy` is all but idle and iowait;
+ * `used` also leaves out steal, the time a virtual machine's host gave the core to others.
+ */
+async function machineTicks(): Promise<{ busy: number; used: number; total: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]
   const fields = line.trim().split(/\s+/).slice(1, 9).map(Number)
   const total = fields.reduce((a, b) => a + b, 0)
-  return { busy: total - fields[3] - fields[4], total }
+  const busy = total - fields[3] - fields[4]
+  return { busy, used: busy - (fields[7] ?? 0), total }
+}
+
+/** The cores /proc/stat counts (the machine's CPU figures are summed over these). */
+export async function machineCores(): Promise<number> {
+  return (await readFile('/proc/stat', 'utf8')).split('\n').filter((line) => /^cpu\d+\s/.test(line)).length
 }
 
 /** utime + stime + cutime + cstime of one process; 0 when it is gone. */
@@ -180,9 +190,9 @@ export async function cpuSplit(serverPid: number): Promise<{ bench: number; serv
   return { bench: bench / TICKS_PER_SECOND, server: server / TICKS_PER_SECOND, tree: tree / TICKS_PER_SECOND, machine }
 }
 
-/** CPU seconds the whole machine has been busy, summed over its cores. */
+/** CPU seconds the machine's processes have used, summed over its cores. */
 export async function machineBusySeconds(): Promise<number> {
-  return (await machineTicks()).busy / TICKS_PER_SECOND
+  return (await machineTicks()).used / TICKS_PER_SECOND
 }
 
 /** CPU ticks used so far by the bench's process tree. */
