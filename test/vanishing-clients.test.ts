@@ -219,7 +219,12 @@ async function listen(app: App): Promise<number> {
  * Sends these polls over sockets that close as soon as each is written, while a transaction
  * keeps `sessions` locked: authentication reads the sessions, so every poll starts only after
  * its client is gone. Returns the route handlers that were waiting when the lock was let go.
+ * The app's rate limit must count in memory (GONE_CLIENT_APP): counted in Redis, a request
+ * waits for Redis before its body is read, and one whose client is gone by then never reaches
+ * its handler.
  */
+const GONE_CLIENT_APP = { rateLimitPerMinute: 10_000_000, redisUrl: undefined }
+
 async function pollsOfGoneClients(app: App, port: number, server: ServerWatch, tokens: string[], body: string): Promise<number> {
   const lock = await app.db.transaction()
   try {
@@ -234,7 +239,7 @@ async function pollsOfGoneClients(app: App, port: number, server: ServerWatch, t
 }
 
 t.test('a client that vanishes while its poll is being authenticated turns nobody online', async (t) => {
-  const app = await build(t, { rateLimitPerMinute: 10_000_000 }, undefined, new ManualClock())
+  const app = await build(t, GONE_CLIENT_APP, undefined, new ManualClock())
   const port = await listen(app)
   const sessions = await ghostSessions(app, 20)
   const server = watchServer(t, app)
@@ -250,7 +255,7 @@ t.test('a client that vanishes while its poll is being authenticated turns nobod
 
 t.test("a client that vanishes while its poll is being authenticated ends no other poll of its user", async (t) => {
   // One held poll per user: a poll that started would end the other device's.
-  const app = await build(t, { rateLimitPerMinute: 10_000_000, maxHeldPollsPerUser: 1 }, undefined, new ManualClock())
+  const app = await build(t, { ...GONE_CLIENT_APP, maxHeldPollsPerUser: 1 }, undefined, new ManualClock())
   const port = await listen(app)
   const [user, bystander] = await ghostSessions(app, 2)
   const [{ id: otherSession }]: { id: string }[] = await app.db('sessions')
