@@ -14,12 +14,10 @@
 // subscription finds the waiter, or is seen by this check) and before any entries are
 // handed out (a logout whose NOTIFY was lost while LISTEN reconnected).
 import { advanceAckedPosition, getAckedPosition } from '../data/poll-positions.js'
-import { render } from '../event-log/index.js'
+import { render, type LogEntry, type Waiter } from '../event-log/index.js'
 import { Unauthorized } from '../errors.js'
 import type { ServiceDeps } from './deps.js'
 import type { Presence } from './presence.js'
-
-type Waiter = Awaited<ReturnType<ServiceDeps['eventLog']['subscribe']>>
 
 export interface PollRequest {
   userId: number
@@ -46,6 +44,9 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
     if ((await sessions.userOf(request.sessionId)) !== request.userId) throw new Unauthorized('Session logged out')
   }
 
+  /** A poll's answer: the entries, rendered, and the cursor after them. */
+  const answer = (cursor: number, entries: LogEntry[]) => ({ server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries) })
+
   async function serverKeptPosition(userId: number): Promise<number> {
     await pendingAcks.get(userId)
     return getAckedPosition(db, userId)
@@ -68,12 +69,11 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
       // A client gone before its poll starts (it left while it was authenticated) was never
       // there: its poll ends no other poll of the user, turns nobody online (now or at the
       // next sweep) and reads nothing. Its answer goes nowhere.
-      const goneAnswer = () => ({ server_time: Math.floor(clock.now() / 1000), cursor: request.cursor ?? 0, ...render([]) })
       try {
-        if (gone) return goneAnswer()
+        if (gone) return answer(request.cursor ?? 0, [])
         waiter = await eventLog.subscribe(request.userId, request.sessionId, request.typing ?? false)
         await assertSessionLive(request)
-        if (gone) return goneAnswer()
+        if (gone) return answer(request.cursor ?? 0, [])
         started = true
         await presence.seen(request.userId)
         let from = request.cursor ?? (await serverKeptPosition(request.userId))
@@ -107,7 +107,7 @@ export function createUpdates({ db, config, eventLog, sessions, clock }: Service
         const cursor = entries.length > 0 ? entries[entries.length - 1].pos : from
         // Typing notices ride beside the entries: never stored, they do not move the cursor.
         const typing = waiter.takeTyping()
-        return { server_time: Math.floor(clock.now() / 1000), cursor, ...render(entries), ...(typing.length > 0 ? { typing } : {}) }
+        return { ...answer(cursor, entries), ...(typing.length > 0 ? { typing } : {}) }
       } finally {
         stopWatching()
         waiter?.close()
