@@ -6,6 +6,7 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { EmbeddedDatabaseError, startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js'
+import { FailureRecorder } from './failure-recorder.js'
 
 let cluster: EmbeddedDatabase | undefined
 let root: string | undefined
@@ -46,11 +47,19 @@ if (builtPlugins.includes('@tapjs/typescript')) {
 const args = process.argv.slice(2)
 const jobs = args.some((arg) => arg.startsWith('--jobs') || arg.startsWith('-j')) ? [] : [`--jobs=${os.availableParallelism() + 1}`]
 const tap = spawn(process.execPath, [path.resolve('node_modules/tap/dist/esm/run.mjs'), ...jobs, ...args], {
-  stdio: 'inherit',
+  stdio: ['inherit', 'pipe', 'inherit'],
   env,
 })
+const failures = new FailureRecorder()
+tap.stdout.on('data', (chunk: Buffer) => {
+  process.stdout.write(chunk)
+  failures.write(chunk.toString('utf8'))
+})
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => tap.kill(signal))
-const code: number = await new Promise((resolve) => tap.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))))
+const code: number = await new Promise((resolve) => tap.on('close', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))))
+// A long run's log is often read from its tail only: repeat what failed there.
+const summary = failures.summary()
+if (summary) console.log(summary)
 await cluster?.stop()
 if (root) await rm(root, { recursive: true, force: true })
 process.exit(code)
