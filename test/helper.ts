@@ -144,6 +144,13 @@ export async function poll(app: App, session: TestSession, cursor: number, timeo
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * The longest a reply may take and still count as prompt (woken, not held to a timeout of 5 s
+ * or more). Generous: test files share the cores, and a first call warms up an app's paths
+ * (a cold first poll took 270–650 ms alone). How fast it is, is measured by npm run bench.
+ */
+export const PROMPT_MS = 2500
+
 export interface EventuallyOptions {
   /** What is awaited, for the error on timeout ("the poll to be held"). */
   what: string
