@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { databaseLatency, lightLoadFloor, whoamiThroughput, whoamiVariant } from './figures/baselines.js'
-import { deliveryLatency } from './figures/delivery.js'
+import { deliveryAcrossProcesses, deliveryLatency } from './figures/delivery.js'
 import { logGrowth } from './figures/growth.js'
 import { HELD_POLL_SECONDS, heldPolls } from './figures/held-polls.js'
 import { reconnectStorm } from './figures/reconnect.js'
@@ -210,6 +210,19 @@ async function main(): Promise<void> {
           await sendThroughput({ ...ctx, server: two }, 0, { suffix: '2_workers' })
         } finally {
           await two.stop()
+        }
+      },
+    ],
+    // A second one-process server beside the first: the receiver polls it, the sender
+    // sends through the measured one, so each message crosses processes by LISTEN/NOTIFY.
+    [
+      'delivery across processes',
+      async () => {
+        const second = await startServer('messenger server, second process', 1)
+        try {
+          await deliveryAcrossProcesses(ctx, second)
+        } finally {
+          await second.stop()
         }
       },
     ],

@@ -59,6 +59,7 @@ const EXPECTED = [
   'whoami_rps_2_workers',
   'sends_per_s_16_2_workers',
   ...['errors', 'lost', 'duplicated', 'reordered'].map((what) => `sends_16_2_workers_${what}`),
+  ...['p50_ms', 'p99_ms', 'lost', 'duplicated', 'reordered'].map((what) => `delivery_across_processes_${what}`),
   'foreign_cpu_pct',
   'wall_time_s',
 ]

@@ -2,14 +2,15 @@
 // spoken to over real HTTP: wake-ups and logouts cross processes through LISTEN/NOTIFY and
 // the sessions table, and SIGTERM ends held polls and the process cleanly.
 import t from 'tap'
-import { eventually } from './helper.js'
+import { eventually, PROMPT_MS } from './helper.js'
 import { befriend, currentCursor, heldPolls, holdPoll, logIn, post, signUp, startServers, type ServerProcess } from './processes.js'
 
 /** Waits until the process holds `count` polls. */
 const holding = (server: ServerProcess, count: number) =>
   eventually(async () => (await heldPolls(server)) === count, { what: `${count} poll(s) held on ${server.base}`, everyMs: 10 })
 
-t.test('a message sent through process 1 wakes a poll held on process 2 within 100 ms', async (t) => {
+// How fast (100 ms at p99, the product's promise) is the bench's figure delivery_across_processes_p99_ms.
+t.test('a message sent through process 1 wakes a poll held on process 2 promptly, and the other way round', async (t) => {
   const [one, two] = await startServers(t)
   const alice = await signUp(one)
   const bob = await signUp(one)
@@ -37,7 +38,7 @@ t.test('a message sent through process 1 wakes a poll held on process 2 within 1
   }
   const max = Math.max(...latencies)
   t.comment(`wake-up latencies (send reply -> poll reply), ms: ${latencies.map((l) => l.toFixed(1)).join(', ')}; max ${max.toFixed(1)}`)
-  t.ok(max < 100, `every wake-up within 100 ms of the send's reply (max ${max.toFixed(1)} ms)`)
+  t.ok(max < PROMPT_MS, `every wake-up prompt after the send's reply, not at the 10 s timeout (max ${max.toFixed(1)} ms)`)
 
   // And the other way round, once: sent through process 2, polled on process 1.
   const aliceCursor = await currentCursor(one, alice)
@@ -48,7 +49,7 @@ t.test('a message sent through process 1 wakes a poll held on process 2 within 1
   t.equal(reply.status, 200)
   const woke = await back.promise
   t.match(woke.body.msg_array, [{ msg_id: reply.body.msg_id, text: 'pong' }], 'process 1 woke for a send through process 2')
-  t.ok(woke.at - reply.headersAt < 100, `within ${(woke.at - reply.headersAt).toFixed(1)} ms`)
+  t.ok(woke.at - reply.headersAt < PROMPT_MS, `promptly (${(woke.at - reply.headersAt).toFixed(1)} ms)`)
 })
 
 t.test('logout through process 1 is refused by process 2, held polls included', async (t) => {
