@@ -46,18 +46,21 @@ if (builtPlugins.includes('@tapjs/typescript')) {
 // on the database, sockets and timers, so with one file per core the cores idle.
 const args = process.argv.slice(2)
 const jobs = args.some((arg) => arg.startsWith('--jobs') || arg.startsWith('-j')) ? [] : [`--jobs=${os.availableParallelism() + 1}`]
+// On a terminal tap draws its own report, failures last; into a log it writes TAP, which
+// passes through here so that what failed is repeated at the end: a long run's log is
+// often read from its tail only.
+const terminal = process.stdout.isTTY === true
 const tap = spawn(process.execPath, [path.resolve('node_modules/tap/dist/esm/run.mjs'), ...jobs, ...args], {
-  stdio: ['inherit', 'pipe', 'inherit'],
+  stdio: ['inherit', terminal ? 'inherit' : 'pipe', 'inherit'],
   env,
 })
 const failures = new FailureRecorder()
-tap.stdout.on('data', (chunk: Buffer) => {
-  process.stdout.write(chunk)
-  failures.write(chunk.toString('utf8'))
+tap.stdout?.setEncoding('utf8').on('data', (text: string) => {
+  process.stdout.write(text)
+  failures.write(text)
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => tap.kill(signal))
 const code: number = await new Promise((resolve) => tap.on('close', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))))
-// A long run's log is often read from its tail only: repeat what failed there.
 const summary = failures.summary()
 if (summary) console.log(summary)
 await cluster?.stop()
