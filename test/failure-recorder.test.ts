@@ -32,13 +32,11 @@ t.test('keeps each failed assertion with its diagnostics and path, then the subt
     recorder.summary(),
     [
       '# failed, repeated from above:',
-      '        not ok 2 - the cursor moves   (in: test/a.test.ts > sends)',
-      '          ---',
-      '          found: 1',
-      '          wanted: 2',
-      '          ...',
-      '    not ok 1 - sends # time=12.5ms   (in: test/a.test.ts)',
-      'not ok 1 - test/a.test.ts # time=40ms',
+      'not ok - test/a.test.ts > sends > the cursor moves',
+      '  found: 1',
+      '  wanted: 2',
+      'not ok - test/a.test.ts > sends',
+      'not ok - test/a.test.ts',
     ].join('\n'),
   )
 })

@@ -1,58 +1,45 @@
-// Keeps the failed tests of a TAP stream, with their subtest path and diagnostics, so the
-// runner can repeat them after the last line: a long log is often read from its tail only.
-// Every `not ok` line is kept (a failed assertion, then each subtest and file it fails);
-// `# TODO` and `# SKIP` lines are not failures.
+// Keeps the failed tests of a TAP stream (parsed by tap's own tap-parser), so the runner
+// can repeat them after the last line: a long log is often read from its tail only. Each
+// failed assertion comes with its subtest path and its diagnostics (what was wanted and
+// found, where), then each subtest and file it failed, by path only. TODO and SKIP points
+// are not failures.
+import { Parser, type Result } from 'tap-parser'
+import { stringify } from 'tap-yaml'
+
 const MAX_SUMMARY_LINES = 400
 
 export class FailureRecorder {
-  private pending = ''
-  /** The open `# Subtest:` names, by indentation depth. */
-  private readonly subtests: string[] = []
-  private readonly kept: string[] = []
-  /** Indentation of the `not ok` whose YAML block is being copied, else -1. */
-  private diagnosticsIndent = -1
+  private readonly parser = new Parser()
+  private readonly failed: Result[] = []
+
+  constructor() {
+    this.watch(this.parser)
+  }
 
   write(text: string): void {
-    const lines = (this.pending + text).split('\n')
-    this.pending = lines.pop() ?? ''
-    for (const line of lines) this.line(line)
+    this.parser.write(text)
   }
 
   summary(): string {
-    if (this.pending) this.line(this.pending)
-    this.pending = ''
-    if (this.kept.length === 0) return ''
-    const shown = this.kept.slice(0, MAX_SUMMARY_LINES)
-    const more = this.kept.length - shown.length
+    this.parser.end()
+    if (this.failed.length === 0) return ''
+    const names = this.failed.map((point) => point.fullname)
+    const lines = this.failed.flatMap((point) => {
+      // A subtest that failed is listed after what failed inside it: its own diagnostics
+      // only say where it started.
+      const failedInside = names.some((name) => name.startsWith(`${point.fullname} > `))
+      const diagnostics = !failedInside && point.diag ? stringify(point.diag).trimEnd().split('\n').map((line) => `  ${line}`) : []
+      return [`not ok - ${point.fullname}`, ...diagnostics]
+    })
+    const shown = lines.slice(0, MAX_SUMMARY_LINES)
+    const more = lines.length - shown.length
     return ['# failed, repeated from above:', ...shown, ...(more > 0 ? [`# … and ${more} more lines`] : [])].join('\n')
   }
 
-  private line(line: string): void {
-    const indent = line.length - line.trimStart().length
-    const depth = Math.floor(indent / 4)
-    const text = line.trim()
-    if (this.diagnosticsIndent >= 0) {
-      if (indent > this.diagnosticsIndent) {
-        this.kept.push(line)
-        if (text === '...') this.diagnosticsIndent = -1
-        return
-      }
-      this.diagnosticsIndent = -1
-    }
-    const subtest = /^# Subtest: (.*)$/.exec(text)
-    if (subtest) {
-      this.subtests.length = depth
-      this.subtests[depth] = subtest[1]
-      return
-    }
-    const failed = /^not ok \d+ - (.*?)(?: # time=[\d.]+m?s)?$/.exec(text)
-    if (failed && !/#\s*(TODO|SKIP)\b/i.test(text)) {
-      const path = this.subtests.slice(0, depth).filter(Boolean).join(' > ')
-      this.kept.push(path ? `${line}   (in: ${path})` : line)
-      // An assertion's diagnostics say what was wanted and found; a subtest's or a file's
-      // only where it started, after its failed assertions were already kept.
-      const closesSubtest = this.subtests[depth] === failed[1]
-      if (!closesSubtest) this.diagnosticsIndent = indent
-    }
+  private watch(parser: Parser): void {
+    parser.on('assert', (point: Result) => {
+      if (!point.ok && !point.todo && !point.skip) this.failed.push(point)
+    })
+    parser.on('child', (child: Parser) => this.watch(child))
   }
 }
