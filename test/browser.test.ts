@@ -234,10 +234,16 @@ if (!existsSync(CHROMIUM)) {
     await cdp.send('ServiceWorker.enable')
     const payload = { type: 'message', from_uid: 7, from_login: 'frank', text: 'Are you there?' }
     await cdp.send('ServiceWorker.deliverPushMessage', { origin: base, registrationId: await registration, data: JSON.stringify(payload) })
-    const notifications = await page.waitForFunction(async () => {
-      const shown = await (await navigator.serviceWorker.ready).getNotifications()
-      return shown.length > 0 && shown.map((n) => ({ title: n.title, body: n.body, tag: n.tag }))
-    })
-    t.same(await notifications.jsonValue(), [{ title: 'frank', body: 'Are you there?', tag: 'u7' }], 'one notification, naming the sender and opening his chat')
+    // Asked from here, not by waitForFunction: that takes the promise an async predicate
+    // returns as truthy at once, and so read the list before the worker had shown anything.
+    const shownNotifications = () =>
+      page.evaluate(async () =>
+        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag })),
+      )
+    const notifications = await eventually(async () => {
+      const shown = await shownNotifications()
+      return shown.length > 0 && shown
+    }, { what: 'the service worker to show the notification', timeoutMs: 10_000, everyMs: 50 })
+    t.same(notifications, [{ title: 'frank', body: 'Are you there?', tag: 'u7' }], 'one notification, naming the sender and opening his chat')
   })
 }
